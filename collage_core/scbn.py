@@ -1,0 +1,174 @@
+"""Spatial conditional batch normalisation (sCBN), the paper's class-collage operator.
+
+A conditional BN layer holds one scale row ``gammas.W[k]`` and one shift row ``betas.W[k]`` per class. In eval
+mode it computes::
+
+    y[n,c,h,w] = gamma[n,c,h,w] * (x[n,c,h,w] - avg_mean[c]) / sqrt(avg_var[c] + eps) + beta[n,c,h,w]
+    gamma[n,c,h,w] = sum_k weights[n,h,w,k] * gammas.W[k,c]          (beta likewise, from betas.W)
+
+with ``eps = 2e-5``. Three kinds of condition feed it (:class:`ClassCondition`, :class:`VectorCondition`,
+:class:`MapCondition`). Class ids take a gather fast path that never builds per-pixel maps; a map is kept as
+``(N, K', H, W)`` over the K' classes it actually uses, so a two-class collage of a 143-class model costs two
+class rows, not 143. Maps are used exactly as given: the original does not renormalise them and neither do we.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+class Condition:
+    """Per-layer conditioning of a conditional BN layer for a batch of N samples."""
+
+    batch: int
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Condition":
+        raise NotImplementedError
+
+    def affine(self, gammas: torch.Tensor, betas: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(scale, shift)`` broadcastable to ``(N, C, H, W)`` with ``y = x * scale + shift``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ClassCondition(Condition):
+    """One class id per sample: plain categorical CBN (a gather of rows)."""
+
+    ids: torch.Tensor  # (N,) int64
+
+    @property
+    def batch(self) -> int:  # type: ignore[override]
+        return self.ids.shape[0]
+
+    def to(self, device, dtype):
+        return ClassCondition(self.ids.to(device=device, dtype=torch.long))
+
+    def affine(self, gammas, betas, mean, rstd):
+        g = gammas.index_select(0, self.ids) * rstd  # (N, C)
+        shift = betas.index_select(0, self.ids) - mean * g
+        return g[:, :, None, None], shift[:, :, None, None]
+
+
+@dataclass(frozen=True)
+class VectorCondition(Condition):
+    """One class-weight vector per sample, the same at every pixel (e.g. class interpolation)."""
+
+    weights: torch.Tensor  # (N, K)
+
+    @property
+    def batch(self) -> int:  # type: ignore[override]
+        return self.weights.shape[0]
+
+    def to(self, device, dtype):
+        return VectorCondition(self.weights.to(device=device, dtype=dtype))
+
+    def affine(self, gammas, betas, mean, rstd):
+        g = (self.weights @ gammas) * rstd
+        shift = self.weights @ betas - mean * g
+        return g[:, :, None, None], shift[:, :, None, None]
+
+
+@dataclass(frozen=True)
+class MapCondition(Condition):
+    """A per-pixel class-weight map ``weights (N, K', H, W)`` over the classes ``classes (K',)``."""
+
+    weights: torch.Tensor  # (N, K', H, W)
+    classes: torch.Tensor  # (K',) int64
+
+    @property
+    def batch(self) -> int:  # type: ignore[override]
+        return self.weights.shape[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.weights.shape[-2:])  # type: ignore[return-value]
+
+    def to(self, device, dtype):
+        return MapCondition(self.weights.to(device=device, dtype=dtype), self.classes.to(device=device))
+
+    def affine(self, gammas, betas, mean, rstd):
+        g = gammas.index_select(0, self.classes) * rstd  # (K', C): per-class scale with the BN folded in
+        s = betas.index_select(0, self.classes) - mean * g  # (K', C)
+        n, k, h, w = self.weights.shape
+        both = torch.cat([g, s], dim=1).t()  # (2C, K')
+        maps = torch.matmul(both, self.weights.reshape(n, k, h * w))  # (N, 2C, HW)
+        c = g.shape[1]
+        maps = maps.view(n, 2 * c, h, w)
+        return maps[:, :c], maps[:, c:]
+
+    @staticmethod
+    def from_dense(weights: torch.Tensor, tol: float = 0.0) -> "MapCondition":
+        """From the original layout ``(N, H, W, K)``, keeping only classes with a non-zero weight somewhere."""
+        used = (weights.abs() > tol).flatten(0, 2).any(dim=0)
+        classes = torch.nonzero(used).flatten()
+        if classes.numel() == 0:  # an all-zero map: keep one class so shapes stay valid (gamma = beta = 0)
+            classes = torch.zeros(1, dtype=torch.long, device=weights.device)
+        w = weights.index_select(3, classes).permute(0, 3, 1, 2).contiguous()
+        return MapCondition(w, classes)
+
+
+class ConditionalBatchNorm(nn.Module):
+    """(Spatial) categorical conditional BN with the original's parameter names.
+
+    ``gammas.W``/``betas.W`` (n_classes, C) live in sub-modules named ``gammas``/``betas``, so state-dict keys
+    read ``block2.b1.gammas.W`` like the Chainer keys ``block2/b1/gammas/W``.
+    In training mode it normalises with batch statistics and updates the running averages.
+    """
+
+    def __init__(self, channels: int, n_classes: int, eps: float = 2e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.gammas = _Table(n_classes, channels, 1.0)
+        self.betas = _Table(n_classes, channels, 0.0)
+        self.register_buffer("avg_mean", torch.zeros(channels))
+        self.register_buffer("avg_var", torch.ones(channels))
+        self.eps = eps
+        self.momentum = momentum
+
+    def forward(self, x: torch.Tensor, cond: Condition, streams: int = 1) -> torch.Tensor:
+        """``x`` is ``(streams * N, C, H, W)``; the condition (batch N) is shared by all streams."""
+        if self.training:
+            dims = (0, 2, 3)
+            mean = x.mean(dims)
+            var = x.var(dims, unbiased=False)
+            with torch.no_grad():
+                n = x.numel() // x.shape[1]
+                self.avg_mean.lerp_(mean.detach().to(self.avg_mean.dtype), self.momentum)
+                unbiased = var.detach() * (n / max(n - 1, 1))
+                self.avg_var.lerp_(unbiased.to(self.avg_var.dtype), self.momentum)
+        else:
+            mean, var = self.avg_mean, self.avg_var
+        rstd = torch.rsqrt(var.to(x.dtype) + self.eps)
+        scale, shift = cond.affine(self.gammas.W, self.betas.W, mean.to(x.dtype), rstd)
+        if streams == 1:
+            return torch.addcmul(shift, x, scale)
+        xs = x.view(streams, -1, *x.shape[1:])
+        return torch.addcmul(shift, xs, scale).view_as(x)
+
+
+class BatchNorm(nn.Module):
+    """Plain BN with Chainer names (``gamma``, ``beta``, ``avg_mean``, ``avg_var``), eps 2e-5."""
+
+    def __init__(self, channels: int, eps: float = 2e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("avg_mean", torch.zeros(channels))
+        self.register_buffer("avg_var", torch.ones(channels))
+        self.eps = eps
+        self.momentum = momentum
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.batch_norm(
+            x, self.avg_mean, self.avg_var, self.gamma, self.beta, self.training, self.momentum, self.eps)
+
+
+class _Table(nn.Module):
+    """Holds one ``W`` (rows, cols) so that keys read ``...gammas.W`` like Chainer's ``EmbedID``."""
+
+    def __init__(self, rows: int, cols: int, fill: float) -> None:
+        super().__init__()
+        self.W = nn.Parameter(torch.full((rows, cols), fill))
