@@ -29,6 +29,7 @@ from torch import nn
 
 from .config import GeneratorConfig
 from .layers import Conv2d, Linear, add_upsampled
+from .maps import ClassMap
 from .scbn import BatchNorm, ClassCondition, Condition, ConditionalBatchNorm, MapCondition, VectorCondition
 
 ArrayLike = Any  # torch.Tensor | np.ndarray | nested lists
@@ -331,14 +332,23 @@ class Generator(nn.Module):
                 _check_finite(t, f"class_maps[{l}]")
                 out.append(_expand_map(MapCondition.from_dense(t), n))
             return out
-        t = _as_tensor(class_maps, self.device, self.dtype, "class_maps")
-        if t.dim() == 3:
-            t = t[None]
-        if t.dim() != 4 or t.shape[-1] != K or t.shape[0] not in (1, n):
-            raise ValueError(f"class_maps has shape {tuple(t.shape)}; expected a list of {L} per-layer maps or one "
-                             f"map (N, H, W, {K})")
-        _check_finite(t, "class_maps")
-        base = MapCondition.from_dense(t)
+        if isinstance(class_maps, (ClassMap, MapCondition)):
+            base = class_maps.condition() if isinstance(class_maps, ClassMap) else class_maps
+            if base.weights.dim() != 4 or base.weights.shape[0] not in (1, n):
+                raise ValueError(f"class map weights have shape {tuple(base.weights.shape)}; expected (N, K', H, W)")
+            if base.classes.numel() and (base.classes.min() < 0 or base.classes.max() >= K):
+                raise ValueError(f"class map uses class ids {base.classes.tolist()}; the model has {K} classes")
+            base = base.to(self.device, self.dtype)
+            _check_finite(base.weights, "class_maps")
+        else:
+            t = _as_tensor(class_maps, self.device, self.dtype, "class_maps")
+            if t.dim() == 3:
+                t = t[None]
+            if t.dim() != 4 or t.shape[-1] != K or t.shape[0] not in (1, n):
+                raise ValueError(f"class_maps has shape {tuple(t.shape)}; expected a list of {L} per-layer maps or "
+                                 f"one map (N, H, W, {K})")
+            _check_finite(t, "class_maps")
+            base = MapCondition.from_dense(t)
         cache: dict[int, MapCondition] = {}
         out = []
         for s in sizes:
