@@ -1,0 +1,1 @@
+"""Training utilities for the embedded default model (data preparation, trainer)."""
