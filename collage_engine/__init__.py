@@ -1,0 +1,51 @@
+"""collage_engine: a small, generic DAG engine for ComfyUI-style node graphs (it knows nothing about GANs).
+
+Declare nodes (:class:`Node`, :class:`Input`, :class:`Output`), collect them in a :class:`NodeRegistry`, build or
+load workflows (:class:`Graph`, :func:`load_workflow`; ComfyUI's API format is native, its UI format is
+converted), and run them with an :class:`Engine` (validation first, ancestors-only execution, recursive cache
+keys, LRU cache with host/device byte budgets, progress events, interruption)::
+
+    from collage_engine import Engine, Graph, Input, Int, Node, NodeRegistry, Output
+
+    registry = NodeRegistry()
+
+    @registry.register
+    class Add(Node):
+        category = "math"
+        inputs = [Int("a", 0), Int("b", 0)]
+        outputs = [Output("sum", "INT")]
+        def run(self, ctx, a, b):
+            return (a + b,)
+
+    @registry.register
+    class Show(Node):
+        output_node = True
+        inputs = [Input("value", "INT")]
+        def run(self, ctx, value):
+            return NodeOutput(ui={"text": [str(value)]})
+
+    g = Graph(registry)
+    s = g.node("Add", a=1, b=2)
+    g.node("Show", value=s)
+    result = Engine(registry).run(g)       # result.ui == {"2": {"text": ["3"]}}
+"""
+
+from .cache import CacheEntry, ResultCache, measure_bytes
+from .context import Context, Interrupted, seeded_generator
+from .declare import (CONTROL_VALUES, MISSING, WIDGET_TYPES, Boolean, Combo, DeclarationError, Float, Input, Int,
+                      Node, NodeOutput, Output, String, types_match)
+from .executor import Engine, ExecutionFailed, RunResult, file_fingerprint
+from .graph import Graph, NodeRef, OutputRef
+from .progress import TqdmReporter
+from .registry import NodeRegistry
+from .validate import PlannedNode, Validation, ValidationError, format_errors, validate
+from .workflow import WorkflowError, api_to_ui, is_ui_format, load_workflow, save_workflow, ui_to_api
+
+__all__ = [
+    "Boolean", "CONTROL_VALUES", "CacheEntry", "Combo", "Context", "DeclarationError", "Engine", "ExecutionFailed",
+    "Float", "Graph", "Input", "Int", "Interrupted", "MISSING", "Node", "NodeOutput", "NodeRef", "NodeRegistry",
+    "Output", "OutputRef", "PlannedNode", "ResultCache", "RunResult", "String", "TqdmReporter", "Validation",
+    "ValidationError", "WIDGET_TYPES", "WorkflowError", "api_to_ui", "file_fingerprint", "format_errors",
+    "is_ui_format", "load_workflow", "measure_bytes", "save_workflow", "seeded_generator", "types_match",
+    "ui_to_api", "validate",
+]

@@ -1,0 +1,137 @@
+"""Engine overhead benchmark (run by hand: ``python benchmarks/engine.py [--nodes 1000] [--repeat 7]``).
+
+Measures, on a chain of trivial nodes, the engine's own cost per node: validation, a cold run (fresh engine),
+an identical re-run (all cached), and re-runs after changing the last / the first node. The nodes' own work is
+measured too (calling ``run`` directly) and subtracted, so "µs/node" is pure engine overhead. Target: cold run
+< 50 µs/node.
+
+The real-collage part is a hook: :func:`collage_workflow_rows` returns extra rows; fill it in once the GAN nodes
+(``collage_nodes``) exist, e.g. by loading ``workflows/*.json`` and timing cold and cached runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+from collage_engine import Engine, Input, Int, Node, NodeRegistry, Output, validate
+
+Row = tuple[str, str, str]  # (what, time, per node)
+
+
+class Source(Node):
+    inputs = [Int("value", 0)]
+    outputs = [Output("value", "INT")]
+
+    def run(self, ctx, value):
+        return (value,)
+
+
+class Inc(Node):
+    inputs = [Input("x", "INT"), Int("amount", 1, min=-10, max=10)]
+    outputs = [Output("y", "INT")]
+
+    def run(self, ctx, x, amount):
+        return (x + amount,)
+
+
+class Sink(Node):
+    output_node = True
+    inputs = [Input("x", "INT")]
+    outputs = [Output("x", "INT")]
+
+    def run(self, ctx, x):
+        return (x,)
+
+
+REGISTRY = NodeRegistry([Source, Inc, Sink])
+
+
+def chain(n: int) -> dict:
+    """Source -> Inc x (n - 2) -> Sink, in API format."""
+    api = {"1": {"class_type": "Source", "inputs": {"value": 0}}}
+    for i in range(2, n):
+        api[str(i)] = {"class_type": "Inc", "inputs": {"x": [str(i - 1), 0], "amount": 1}}
+    api[str(n)] = {"class_type": "Sink", "inputs": {"x": [str(n - 1), 0]}}
+    return api
+
+
+def best(fn: Callable[[], object], repeat: int, setup: Callable[[], object] | None = None) -> float:
+    """Median wall time of ``fn`` over ``repeat`` runs (``setup`` runs untimed before each)."""
+    times = []
+    for _ in range(repeat):
+        if setup:
+            setup()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def engine_rows(n: int, repeat: int) -> list[Row]:
+    api = chain(n)
+    rows: list[Row] = []
+
+    def row(what: str, seconds: float, per_node: bool = True) -> None:
+        rows.append((what, f"{seconds * 1e3:9.2f} ms", f"{seconds / n * 1e6:7.1f} µs" if per_node else ""))
+
+    # the nodes' own work, called directly in topological order
+    src, inc, sink = Source(), Inc(), Sink()
+
+    def direct() -> None:
+        v = src.run(None, 0)[0]
+        for _ in range(n - 2):
+            v = inc.run(None, v, 1)[0]
+        sink.run(None, v)
+
+    t_direct = best(direct, repeat)
+    t_validate = best(lambda: validate(api, REGISTRY), repeat)
+    holder: dict = {}
+    t_cold = best(lambda: holder["e"].run(api), repeat, setup=lambda: holder.update(e=Engine(REGISTRY)))
+    eng = Engine(REGISTRY)
+    assert eng.run(api)[str(n)] == (n - 2,)
+    t_cached = best(lambda: eng.run(api), repeat)
+    flip = {"v": 0}
+
+    def change(node: str, field: str) -> Callable[[], object]:
+        def setup() -> None:
+            flip["v"] = 1 - flip["v"]
+            api[node]["inputs"][field] = flip["v"] + (0 if field == "value" else 1)
+        return setup
+
+    t_last = best(lambda: eng.run(api), repeat, setup=change(str(n - 1), "amount"))
+    t_first = best(lambda: eng.run(api), repeat, setup=change("1", "value"))
+    row("node work alone (direct calls)", t_direct)
+    row("validate", t_validate)
+    row("cold run (incl. validation)", t_cold)
+    row("  engine overhead, cold", t_cold - t_direct)
+    row("cold run minus validation", t_cold - t_validate - t_direct)
+    row("identical re-run (all cached)", t_cached)
+    row("re-run, last Inc changed (2 nodes)", t_last)
+    row("re-run, first node changed (all)", t_first)
+    return rows
+
+
+def collage_workflow_rows(repeat: int) -> list[Row]:
+    """Hook for the real-collage benchmark rows; empty until GAN nodes exist (see module docstring)."""
+    return []
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args(argv)
+    rows = engine_rows(args.nodes, args.repeat) + collage_workflow_rows(args.repeat)
+    print(f"collage_engine overhead, chain of {args.nodes} trivial nodes (median of {args.repeat})\n")
+    w = max(len(r[0]) for r in rows)
+    print(f"| {'case':<{w}} | {'time':>12} | {'per node':>10} |")
+    print(f"| {'-' * w} | {'-' * 12} | {'-' * 10} |")
+    for what, t, per in rows:
+        print(f"| {what:<{w}} | {t:>12} | {per:>10} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""What a running node sees of the engine: progress reporting, cancellation, seeded generators."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+__all__ = ["Context", "Interrupted", "seeded_generator"]
+
+T = TypeVar("T")
+
+
+class Interrupted(Exception):
+    """Raised inside a node at its next :meth:`Context.check_cancelled` after ``engine.interrupt()``."""
+
+
+def seeded_generator(seed: int, device: Any = "cpu") -> Any:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (any int in [-2**63, 2**64)).
+
+    Nodes draw their randomness from it (``torch.randn(..., generator=g, device=g.device)``) so that the same
+    seed gives the same result whatever else ran before.
+    """
+    import torch  # imported lazily: the engine itself does not need torch
+
+    g = torch.Generator(device=device)
+    g.manual_seed(int(seed))
+    return g
+
+
+class Context:
+    """Passed to ``Node.run`` as ``ctx``.
+
+    ``ctx.progress(done, total)`` reports progress (and checks for cancellation), ``ctx.check_cancelled()`` raises
+    :class:`Interrupted` once the embedder called ``engine.interrupt()``, ``ctx.iterate(xs)`` does both around a
+    loop, ``ctx.generator(seed)`` gives a seeded ``torch.Generator``. ``ctx.node_id`` and ``ctx.class_type`` name
+    the node being run.
+    """
+
+    __slots__ = ("node_id", "class_type", "prompt_id", "_emit", "_cancel")
+
+    def __init__(self, node_id: str, class_type: str, prompt_id: str,
+                 emit: Callable[[str, dict], None] | None, cancel: threading.Event) -> None:
+        self.node_id, self.class_type, self.prompt_id = node_id, class_type, prompt_id
+        self._emit, self._cancel = emit, cancel
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`Interrupted` if the run was cancelled."""
+        if self._cancel.is_set():
+            raise Interrupted(f"interrupted in node {self.node_id} ({self.class_type})")
+
+    def progress(self, value: float, total: float | None = None) -> None:
+        """Report ``value`` of ``total`` steps done (ComfyUI's ``progress`` event), then check cancellation."""
+        if self._emit is not None:
+            self._emit("progress", {"value": value, "max": total, "node": self.node_id,
+                                    "prompt_id": self.prompt_id})
+        self.check_cancelled()
+
+    def iterate(self, items: Iterable[T], total: int | None = None) -> Iterator[T]:
+        """Yield ``items``, reporting progress after each (``total`` defaults to ``len(items)``)."""
+        if total is None:
+            try:
+                total = len(items)  # type: ignore[arg-type]
+            except TypeError:
+                total = None
+        self.check_cancelled()
+        for i, item in enumerate(items, 1):
+            yield item
+            self.progress(i, total)
+
+    def generator(self, seed: int, device: Any = "cpu") -> Any:
+        """A seeded ``torch.Generator`` (see :func:`seeded_generator`)."""
+        return seeded_generator(seed, device)

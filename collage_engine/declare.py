@@ -1,0 +1,291 @@
+"""Typed node declarations: one class per node, everything else is derived from it.
+
+A node is a subclass of :class:`Node` with class attributes (name, category, version, ...), a list of
+:class:`Input` and :class:`Output` declarations and one ``run(self, ctx, **inputs)`` method::
+
+    class Scale(Node):
+        name = "Scale"
+        category = "math"
+        description = "Multiply a number."
+        inputs = [Input("x", "FLOAT", default=1.0), Float("factor", 2.0, min=0, max=10, step=0.5)]
+        outputs = [Output("y", "FLOAT")]
+
+        def run(self, ctx, x, factor):
+            return (x * factor,)
+
+Validation (:mod:`.validate`), the ComfyUI ``/object_info`` listing (:meth:`Node.object_info`), the markdown
+documentation (:mod:`.registry`) and the UI-format conversion (:mod:`.workflow`) all read these declarations.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Sequence
+
+__all__ = [
+    "MISSING", "WIDGET_TYPES", "CONTROL_VALUES", "DeclarationError", "Input", "Output", "Node", "NodeOutput",
+    "Int", "Float", "String", "Boolean", "Combo", "types_match",
+]
+
+#: Types edited as widgets in the UI (they may be constants in a workflow). Every other type is link-only.
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+#: UI-only values the editor stores after a widget that has ``control_after_generate``.
+CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
+#: Inputs the official editor gives a control widget even without ``control_after_generate``.
+SEED_NAMES = frozenset({"seed", "noise_seed"})
+
+_TYPE_RE = re.compile(r"^(\*|[A-Z][A-Z0-9_]*(,[A-Z][A-Z0-9_]*)*)$")
+
+
+class DeclarationError(TypeError):
+    """A node class is declared wrongly (raised when the class is defined or registered)."""
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Any = _Missing()
+
+
+def types_match(output_type: str, input_type: str) -> bool:
+    """Whether a link from an output of ``output_type`` may feed an input of ``input_type``.
+
+    ``*`` matches anything; comma-separated types (``"INT,FLOAT"``) match if they share a member.
+    """
+    if output_type == input_type or output_type == "*" or input_type == "*":
+        return True
+    return bool(set(output_type.split(",")) & set(input_type.split(",")))
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input of a node.
+
+    ``type`` is ``INT``, ``FLOAT``, ``STRING``, ``BOOLEAN``, ``COMBO`` (with ``choices``), ``*`` (anything) or any
+    uppercase custom type (``GENERATOR``, ``LATENT_Z``, ``IMAGE``, ``MASK``...). Widget types may be given as
+    constants or links; custom types must be links. ``choices`` is a list or a callable returning one (evaluated
+    at validation and listing time). ``file=True`` marks a path: the engine folds the file's size and mtime into
+    the cache key so that a changed file re-runs the node. ``extra`` holds further ComfyUI widget options
+    (``display``, ``round``, ``image_upload``...), passed through to ``object_info`` untouched.
+    """
+
+    name: str
+    type: str
+    default: Any = MISSING
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None
+    multiline: bool = False
+    optional: bool = False
+    description: str = ""
+    file: bool = False
+    force_input: bool = False
+    control_after_generate: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_widget(self) -> bool:
+        """Shown as a widget in the editor (so it has a slot in the UI format's ``widgets_values``)."""
+        return self.type in WIDGET_TYPES and not self.force_input
+
+    @property
+    def has_control(self) -> bool:
+        """The editor stores a control value ("fixed", "randomize"...) after this widget's value."""
+        return self.is_widget and (self.control_after_generate or (self.type == "INT" and self.name in SEED_NAMES))
+
+    def get_choices(self) -> list:
+        """The allowed values of a COMBO input (calls ``choices`` if it is callable)."""
+        c = self.choices() if callable(self.choices) else self.choices
+        return list(c or [])
+
+    def object_info(self) -> list:
+        """This input as ComfyUI's ``[TYPE, options]`` pair (COMBO: ``[[choices...], options]``)."""
+        opts: dict[str, Any] = {}
+        if self.default is not MISSING:
+            opts["default"] = self.default
+        for key in ("min", "max", "step"):
+            if getattr(self, key) is not None:
+                opts[key] = getattr(self, key)
+        if self.multiline:
+            opts["multiline"] = True
+        if self.description:
+            opts["tooltip"] = self.description
+        if self.force_input:
+            opts["forceInput"] = True
+        if self.has_control:
+            opts["control_after_generate"] = True
+        opts.update(self.extra)
+        if self.type == "COMBO":
+            try:
+                return [self.get_choices(), opts]
+            except Exception:  # a failing choices callable must not break the listing
+                return [[], opts]
+        return [self.type, opts]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a node: a name (shown in the editor) and a type."""
+
+    name: str
+    type: str
+    description: str = ""
+
+
+def Int(name: str, default: int = 0, *, min: int | None = None, max: int | None = None, step: int | None = None,
+        **kw: Any) -> Input:
+    """An ``INT`` widget input."""
+    return Input(name, "INT", default, min=min, max=max, step=step, **kw)
+
+
+def Float(name: str, default: float = 0.0, *, min: float | None = None, max: float | None = None,
+          step: float | None = None, **kw: Any) -> Input:
+    """A ``FLOAT`` widget input."""
+    return Input(name, "FLOAT", default, min=min, max=max, step=step, **kw)
+
+
+def String(name: str, default: str = "", **kw: Any) -> Input:
+    """A ``STRING`` widget input (``multiline=True`` for a text box, ``file=True`` for a path)."""
+    return Input(name, "STRING", default, **kw)
+
+
+def Boolean(name: str, default: bool = False, **kw: Any) -> Input:
+    """A ``BOOLEAN`` widget input."""
+    return Input(name, "BOOLEAN", default, **kw)
+
+
+def Combo(name: str, choices: Sequence[Any] | Callable[[], Sequence[Any]], default: Any = MISSING,
+          **kw: Any) -> Input:
+    """A ``COMBO`` input: one of ``choices`` (a list or a callable returning one)."""
+    return Input(name, "COMBO", default, choices=choices, **kw)
+
+
+class NodeOutput(tuple):
+    """What ``run`` may return: the output values plus an optional ``ui`` dict (sent with ``executed``).
+
+    ``return NodeOutput(image, ui={"images": [...]})``. A plain tuple works too; a node with exactly one output
+    may return the bare value.
+    """
+
+    ui: dict | None
+
+    def __new__(cls, *values: Any, ui: dict | None = None) -> "NodeOutput":
+        self = super().__new__(cls, values)
+        self.ui = ui
+        return self
+
+
+class Node:
+    """Base class of all nodes. Subclasses declare class attributes and implement :meth:`run`.
+
+    Attributes: ``name`` (the workflow's ``class_type``; defaults to the class name), ``display_name``,
+    ``category`` (slash-separated), ``version`` (part of every cache key: bump it when results change),
+    ``description`` (defaults to the docstring), ``output_node`` (runs whenever the workflow runs),
+    ``always_run`` (non-deterministic: never served from cache), ``inputs``, ``outputs``.
+
+    The engine creates one instance per class and engine, so nodes should keep no per-run state.
+    """
+
+    name: ClassVar[str]
+    display_name: ClassVar[str] = ""
+    category: ClassVar[str] = "misc"
+    version: ClassVar[int | str] = 1
+    description: ClassVar[str] = ""
+    output_node: ClassVar[bool] = False
+    always_run: ClassVar[bool] = False
+    inputs: ClassVar[Sequence[Input]] = ()
+    outputs: ClassVar[Sequence[Output]] = ()
+    input_map: ClassVar[dict[str, Input]] = {}
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+        if not cls.__dict__.get("display_name"):
+            cls.display_name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", cls.name)
+        if not cls.__dict__.get("description"):
+            doc = cls.__dict__.get("__doc__") or ""
+            cls.description = " ".join(doc.strip().split("\n\n")[0].split())
+        cls.inputs, cls.outputs = tuple(cls.inputs), tuple(cls.outputs)
+        cls.input_map = {i.name: i for i in cls.inputs if isinstance(i, Input)}
+        problems = _check_declaration(cls)
+        if problems:
+            raise DeclarationError(f"node {cls.__name__}: " + "; ".join(problems))
+
+    def run(self, ctx: Any, **inputs: Any) -> Any:
+        """Compute the outputs. ``ctx`` is a :class:`~collage_engine.context.Context` (progress, cancellation).
+
+        Every declared input arrives as a keyword argument: its value, else its default, else ``None``.
+        Return a tuple with one value per declared output (or a :class:`NodeOutput`).
+        """
+        raise NotImplementedError
+
+    def fingerprint(self, **inputs: Any) -> Any:
+        """Extra cache-key material (file hashes, mtimes...): a changed fingerprint re-runs the node.
+
+        Receives the constant inputs only (linked values are not known before the run). Returning ``float("nan")``
+        forces a re-run, like ComfyUI's ``IS_CHANGED``. Files of ``file=True`` inputs are already covered.
+        """
+        return None
+
+    def validate(self, **inputs: Any) -> str | list[str] | None:
+        """Custom checks on the constant inputs, run before execution; return error strings (or None)."""
+        return None
+
+    @classmethod
+    def object_info(cls) -> dict:
+        """This node as one entry of ComfyUI's ``/object_info``."""
+        required = {i.name: i.object_info() for i in cls.inputs if not i.optional}
+        optional = {i.name: i.object_info() for i in cls.inputs if i.optional}
+        return {
+            "input": {"required": required, "optional": optional},
+            "input_order": {"required": list(required), "optional": list(optional)},
+            "output": [o.type for o in cls.outputs],
+            "output_is_list": [False] * len(cls.outputs),
+            "output_name": [o.name for o in cls.outputs],
+            "output_tooltips": [o.description for o in cls.outputs],
+            "name": cls.name,
+            "display_name": cls.display_name,
+            "description": cls.description,
+            "python_module": cls.__module__,
+            "category": cls.category,
+            "output_node": bool(cls.output_node),
+            "version": cls.version,
+        }
+
+
+def _check_declaration(cls: type[Node]) -> list[str]:
+    """Problems with a node class's declaration (empty when it is fine)."""
+    out: list[str] = []
+    if not isinstance(cls.name, str) or not cls.name:
+        out.append("name must be a non-empty string")
+    if not isinstance(cls.version, (int, str)) or isinstance(cls.version, bool):
+        out.append("version must be an int or a string")
+    seen: set[str] = set()
+    for i in cls.inputs:
+        if not isinstance(i, Input):
+            out.append(f"inputs must be Input objects, got {i!r}")
+            continue
+        if not i.name.isidentifier() or i.name in seen:
+            out.append(f"input name {i.name!r} is not a unique identifier")
+        seen.add(i.name)
+        if not _TYPE_RE.match(i.type):
+            out.append(f"input {i.name!r}: type {i.type!r} must be '*' or UPPERCASE")
+        if i.type == "COMBO" and i.choices is None:
+            out.append(f"input {i.name!r}: COMBO needs choices")
+        if i.default is not MISSING and i.type in WIDGET_TYPES and i.type != "COMBO":
+            from .validate import check_constant  # local import: validate imports this module
+            problem = check_constant(i, i.default)[1]
+            if problem:
+                out.append(f"input {i.name!r}: default {i.default!r}: {problem[1]}")
+    for o in cls.outputs:
+        if not isinstance(o, Output) or not _TYPE_RE.match(o.type):
+            out.append(f"bad output {o!r}: use Output(name, TYPE)")
+    return out

@@ -1,0 +1,340 @@
+"""The engine: validate, plan, and run a workflow with recursive cache keys (ComfyUI's executor semantics).
+
+Only the targets (by default every output node) and their ancestors run, in topological order. A node's cache
+key hashes its class name and version, its constant inputs (canonical JSON), its fingerprint and, recursively,
+the keys of the nodes (and output indices) it is linked to, so an identical re-run is served from the cache and a
+changed input re-runs that node and its descendants only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .cache import ResultCache
+from .context import Context, Interrupted
+from .declare import MISSING, Node, NodeOutput
+from .registry import NodeRegistry
+from .validate import PlannedNode, Validation, ValidationError, safe_repr, validate
+from .workflow import WorkflowError, coerce_workflow
+
+__all__ = ["Engine", "RunResult", "ExecutionFailed", "Listener"]
+
+log = logging.getLogger(__name__)
+Listener = Callable[[str, dict], None]
+
+
+class ExecutionFailed(RuntimeError):
+    """Raised by :meth:`RunResult.raise_for_status` when a node failed."""
+
+
+@dataclass
+class RunResult:
+    """The outcome of :meth:`Engine.run`.
+
+    ``status`` is "success", "invalid" (validation failed: ``errors`` is ComfyUI's ``{"error", "node_errors"}``),
+    "error" (a node raised: ``error`` names ``node_id``, ``node_type``, ``exception_type``,
+    ``exception_message``, ``traceback``) or "interrupted". ``outputs`` maps each target to its output tuple,
+    ``ui`` each node that returned a ``ui`` dict to it; ``executed`` and ``cached`` list node ids.
+    """
+
+    prompt_id: str
+    status: str
+    outputs: dict[str, tuple] = field(default_factory=dict)
+    ui: dict[str, dict] = field(default_factory=dict)
+    executed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    errors: dict | None = None
+    error: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    def __getitem__(self, node_id: Any) -> tuple:
+        """``result[node_id]`` (or ``result[graph_ref]``): that target's output tuple."""
+        return self.outputs[getattr(node_id, "id", node_id)]
+
+    def raise_for_status(self) -> "RunResult":
+        """Raise :class:`ValidationError`, :class:`ExecutionFailed` or :class:`Interrupted` unless successful."""
+        if self.status == "invalid":
+            raise ValidationError(self.errors or {})
+        if self.status == "error":
+            e = self.error or {}
+            raise ExecutionFailed(f"node {e.get('node_id')} ({e.get('node_type')}) failed: "
+                                  f"{e.get('exception_type')}: {e.get('exception_message')}")
+        if self.status == "interrupted":
+            raise Interrupted("run interrupted")
+        return self
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=safe_repr)
+
+
+def _canonical(obj: Any) -> str:
+    """Canonical JSON (sorted keys, no spaces): equal inputs give equal strings."""
+    return _CANONICAL.encode(obj)
+
+
+def file_fingerprint(path: Any) -> Any:
+    """``[size, mtime_ns]`` of a file (or a marker if it is missing): changes when the file does."""
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return "missing"
+    return [st.st_size, st.st_mtime_ns]
+
+
+class Engine:
+    """Runs workflows against a registry, keeping a result cache between runs.
+
+    ``host_budget`` / ``device_budget`` bound the cache in bytes (None: unlimited). ``listeners`` receive
+    ``(event, data)`` with ComfyUI's websocket event names: ``execution_start``, ``execution_cached``,
+    ``executing``, ``progress``, ``executed``, ``execution_error``, ``execution_interrupted``,
+    ``execution_success``. Runs are serialised; :meth:`interrupt` may be called from any thread.
+    """
+
+    def __init__(self, registry: NodeRegistry, *, host_budget: int | None = 4 << 30,
+                 device_budget: int | None = 4 << 30, listeners: Iterable[Listener] = ()) -> None:
+        self.registry = registry
+        self.cache = ResultCache(host_budget, device_budget)
+        self.listeners: list[Listener] = list(listeners)
+        self._cancel = threading.Event()
+        self._lock = threading.RLock()  # re-entrant: a node may run a sub-workflow
+        self._instances: dict[type[Node], Node] = {}
+
+    # -- embedding -------------------------------------------------------------------------------------------
+    def add_listener(self, fn: Listener) -> Listener:
+        self.listeners.append(fn)
+        return fn
+
+    def remove_listener(self, fn: Listener) -> None:
+        self.listeners.remove(fn)
+
+    def interrupt(self) -> None:
+        """Cancel the run in progress: the running node gets :class:`Interrupted` at its next check."""
+        self._cancel.set()
+
+    def emit(self, event: str, data: dict) -> None:
+        for fn in list(self.listeners):
+            try:
+                fn(event, data)
+            except Exception:  # noqa: BLE001 - a broken listener must not break the run
+                log.exception("listener %r failed on %s", fn, event)
+
+    def instance(self, cls: type[Node]) -> Node:
+        inst = self._instances.get(cls)
+        if inst is None:
+            inst = self._instances[cls] = cls()
+        return inst
+
+    # -- validation and running --------------------------------------------------------------------------------
+    def validate(self, workflow: Any, targets: Iterable[Any] | None = None) -> Validation:
+        """Validate a workflow (API dict, UI dict, path or :class:`~collage_engine.graph.Graph`)."""
+        try:
+            prompt = coerce_workflow(workflow, self.registry)
+        except WorkflowError as e:
+            v = Validation()
+            v.error = {"type": "invalid_prompt", "message": "Invalid workflow", "details": str(e), "extra_info": {}}
+            return v
+        return validate(prompt, self.registry, targets)
+
+    def run(self, workflow: Any, targets: Iterable[Any] | None = None, *, prompt_id: str | None = None) -> RunResult:
+        """Validate and run a workflow; never raises for bad workflows or failing nodes (see :class:`RunResult`).
+
+        ``targets`` (node ids or graph references) replaces the default of running every output node.
+        """
+        prompt_id = prompt_id or uuid.uuid4().hex
+        with self._lock:
+            self._cancel.clear()
+            v = self.validate(workflow, targets)
+            if not v.ok:
+                return RunResult(prompt_id, "invalid", errors=v.to_dict())
+            return self._execute(v, prompt_id)
+
+    def cache_keys(self, v: Validation) -> tuple[dict[str, str], set[str]]:
+        """Cache key of every planned node, and the set of volatile ones (``always_run`` or downstream of one)."""
+        keys: dict[str, str] = {}
+        volatile: set[str] = set()
+        for nid in v.order:
+            node = v.nodes[nid]
+            fp = self._fingerprint(node)
+            parents = sorted((name, keys[src], idx) for name, (src, idx) in node.links.items())
+            if fp is _VOLATILE or any(src in volatile for src, _ in node.links.values()):
+                volatile.add(nid)
+                fp = uuid.uuid4().hex
+            material = _canonical([node.cls.name, node.cls.version, node.consts, fp, parents])
+            keys[nid] = hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
+        return keys, volatile
+
+    def _fingerprint(self, node: PlannedNode) -> Any:
+        cls = node.cls
+        if cls.always_run:
+            return _VOLATILE
+        files = [file_fingerprint(node.consts.get(i.name)) for i in cls.inputs if i.file]
+        if cls.fingerprint is Node.fingerprint:
+            return files or None
+        try:
+            fp = self.instance(cls).fingerprint(**node.consts)
+        except Exception as e:  # noqa: BLE001 - like ComfyUI's IS_CHANGED: a failing fingerprint means "changed"
+            log.warning("fingerprint of node %s (%s) failed: %s", node.id, cls.name, e)
+            return _VOLATILE
+        if isinstance(fp, float) and math.isnan(fp):
+            return _VOLATILE
+        try:
+            fp = _canonical(fp)
+        except (TypeError, ValueError, RecursionError):  # mixed-type keys, circular data...
+            try:
+                fp = repr(fp)
+            except Exception:  # noqa: BLE001 - unrepresentable: treat as changed
+                return _VOLATILE
+        return [files, fp] if files else fp
+
+    def _execute(self, v: Validation, prompt_id: str) -> RunResult:
+        res = RunResult(prompt_id, "success")
+        emit = self.emit if self.listeners else None
+        cache, nodes, targets = self.cache, v.nodes, set(v.targets)
+        keys, volatile = self.cache_keys(v)
+        hits = {n for n in v.order if n not in volatile and keys[n] in cache}
+        # Walk back from the targets: a cache hit does not need its inputs.
+        needed = set(targets)
+        for nid in reversed(v.order):
+            if nid in needed and nid not in hits:
+                needed.update(src for src, _ in nodes[nid].links.values())
+        to_run = [n for n in v.order if n in needed and n not in hits]
+        consumers = {n: 0 for n in needed}
+        for nid in to_run:
+            for src in {s for s, _ in nodes[nid].links.values()}:
+                consumers[src] += 1
+        values: dict[str, tuple] = {}
+        pinned: list[str] = []
+        for nid in v.order:
+            if nid in needed and nid in hits:
+                values[nid] = cache.get(keys[nid]).outputs  # type: ignore[union-attr]
+                cache.pin(keys[nid])
+                pinned.append(keys[nid])
+        res.cached = [n for n in v.order if n in hits]
+        if emit:
+            emit("execution_start", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000),
+                                     "nodes": to_run})
+            emit("execution_cached", {"nodes": res.cached, "prompt_id": prompt_id,
+                                      "timestamp": int(time.time() * 1000)})
+        for nid in res.cached:  # like ComfyUI, cached output nodes send their ui again
+            ui = cache.get(keys[nid]).ui if nid in targets else None  # type: ignore[union-attr]
+            if ui is not None:
+                res.ui[nid] = ui
+                if emit:
+                    emit("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": prompt_id})
+        current = None
+        try:
+            for nid in to_run:
+                current = nid
+                if self._cancel.is_set():
+                    raise Interrupted("interrupted before node " + nid)
+                node, key = nodes[nid], keys[nid]
+                entry = None if nid in volatile else cache.get(key)
+                if entry is not None:  # an identical node earlier in this run
+                    outputs, ui = entry.outputs, entry.ui
+                    res.cached.append(nid)
+                else:
+                    if emit:
+                        emit("executing", {"node": nid, "display_node": nid, "prompt_id": prompt_id})
+                    t0 = time.perf_counter()
+                    outputs, ui = self._run_node(node, values, prompt_id, emit)
+                    res.timings[nid] = time.perf_counter() - t0
+                    res.executed.append(nid)
+                    if self._cancel.is_set():  # the node swallowed Interrupted
+                        raise Interrupted("interrupted in node " + nid)
+                if nid not in volatile:
+                    if entry is None:
+                        cache.put(key, outputs, ui, class_type=node.cls.name, pin=True)
+                    else:
+                        cache.pin(key)
+                    pinned.append(key)
+                values[nid] = outputs
+                if ui is not None:
+                    res.ui[nid] = ui
+                    if emit:
+                        emit("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": prompt_id})
+                for src in {s for s, _ in node.links.values()}:  # free inputs nobody needs any more
+                    consumers[src] -= 1
+                    if consumers[src] == 0 and src not in targets:
+                        values.pop(src, None)
+                        if src not in volatile:
+                            cache.unpin(keys[src])
+                            pinned.remove(keys[src])
+                            cache.evict()
+            res.outputs = {t: values[t] for t in v.targets}
+            if emit:
+                emit("execution_success", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000)})
+        except Interrupted:
+            res.status = "interrupted"
+            node = nodes.get(current) if current else None
+            res.error = {"node_id": current, "node_type": node.cls.name if node else None,
+                         "exception_type": "Interrupted", "exception_message": "interrupted"}
+            if emit:
+                emit("execution_interrupted", {"prompt_id": prompt_id, "node_id": current,
+                                               "node_type": res.error["node_type"], "executed": list(res.executed)})
+        except Exception as e:  # noqa: BLE001 - a failing node must not take the host down
+            node = nodes[current]  # type: ignore[index]
+            res.status = "error"
+            res.error = {"node_id": current, "node_type": node.cls.name, "exception_type": type(e).__name__,
+                         "exception_message": str(e), "traceback": traceback.format_exception(e),
+                         "executed": list(res.executed)}
+            log.error("node %s (%s) failed: %s: %s", current, node.cls.name, type(e).__name__, e)
+            if emit:
+                emit("execution_error", {"prompt_id": prompt_id, **res.error,
+                                         "timestamp": int(time.time() * 1000)})
+        finally:
+            for key in pinned:
+                cache.unpin(key)
+            cache.evict()
+            if emit:
+                emit("executing", {"node": None, "prompt_id": prompt_id})
+        return res
+
+    def _run_node(self, node: PlannedNode, values: dict[str, tuple], prompt_id: str,
+                  emit: Listener | None) -> tuple[tuple, dict | None]:
+        cls = node.cls
+        kwargs: dict[str, Any] = {}
+        for inp in cls.inputs:
+            name = inp.name
+            if name in node.links:
+                src, idx = node.links[name]
+                kwargs[name] = values[src][idx]
+            elif name in node.consts:
+                kwargs[name] = node.consts[name]
+            else:
+                kwargs[name] = None if inp.default is MISSING else inp.default
+        ctx = Context(node.id, cls.name, prompt_id, emit, self._cancel)
+        result = self.instance(cls).run(ctx, **kwargs)
+        ui = getattr(result, "ui", None) if isinstance(result, NodeOutput) else None
+        n_out = len(cls.outputs)
+        if result is None and n_out == 0:
+            result = ()
+        elif not isinstance(result, tuple) or (n_out == 1 and not isinstance(result, NodeOutput)
+                                               and len(result) != 1):
+            if n_out != 1:
+                raise TypeError(f"{cls.name}.run must return a tuple of {n_out} values, got "
+                                f"{type(result).__name__}")
+            result = (result,)
+        if len(result) != n_out:
+            raise TypeError(f"{cls.name}.run returned {len(result)} values, {n_out} declared")
+        if ui is not None and not isinstance(ui, dict):
+            raise TypeError(f"{cls.name}.run: ui must be a dict")
+        return tuple(result), ui
+
+
+_VOLATILE: Any = object()
