@@ -132,8 +132,9 @@ class ConditionalBatchNorm(nn.Module):
         """``x`` is ``(streams * N, C, H, W)``; the condition (batch N) is shared by all streams."""
         if self.training:
             dims = (0, 2, 3)
-            mean = x.mean(dims)
-            var = x.var(dims, unbiased=False)
+            xf = x.float()  # statistics in float32 even under bf16 autocast
+            mean = xf.mean(dims)
+            var = xf.var(dims, unbiased=False)
             with torch.no_grad():
                 n = x.numel() // x.shape[1]
                 self.avg_mean.lerp_(mean.detach().to(self.avg_mean.dtype), self.momentum)

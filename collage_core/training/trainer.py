@@ -1,0 +1,327 @@
+"""Training a class-conditional GAN: the SNGAN-projection recipe, made to work on a few hundred images.
+
+Recipe: the core :class:`~collage_core.generator.Generator` (conditional BN by class id) and the SN-ResNet
+projection :class:`~collage_core.discriminator.Discriminator`, hinge loss, ``n_dis`` D steps per G step,
+Adam(beta1=0, beta2=0.9). For small data: DiffAugment on real and fake images before D, classic augmentation
+of the real images, and an exponential moving average (EMA) of G's weights, whose BN statistics are
+re-estimated before export. bf16 autocast and channels_last on CUDA; runs on the CPU too.
+
+Everything a run writes goes to ``out``:
+``state.safetensors`` (resumable training state: G, D, EMA, optimisers, RNG; no pickle),
+``samples/iter_XXXXXX.png`` (one row per class, EMA generator, fixed latents), ``log.jsonl`` (losses),
+and on :func:`export` ``generator.safetensors`` / ``discriminator.safetensors`` in the native format.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checkpoints import save_discriminator, save_generator
+from ..config import PAIRED_DISCRIMINATOR, DiscriminatorConfig, GeneratorConfig
+from ..discriminator import Discriminator
+from ..generator import Generator
+from ..images import grid, save_png, to_uint8
+from ..scbn import ClassCondition
+from .augment import data_augment, diff_augment
+from .dataset import ImageDataset
+
+DEFAULT_LAYOUT = {64: "resnet_64", 128: "resnet_small", 256: "resnet_256"}
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    out: str
+    resolution: int = 64
+    layout: str | None = None
+    ch: int = 32
+    dis_ch: int = 32
+    dim_z: int = 128
+    batch_size: int = 32
+    n_dis: int = 2
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    iterations: int = 5000
+    ema_decay: float = 0.999
+    diffaug: str = "color,translation,cutout"
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # auto: bf16 autocast on CUDA, off on CPU; or "bf16" / "off"
+    channels_last: bool | None = None  # None: on for CUDA
+    log_every: int = 25
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    sample_columns: int = 8
+    num_threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved_layout(self) -> str:
+        if self.layout:
+            return self.layout
+        if self.resolution not in DEFAULT_LAYOUT:
+            raise ValueError(f"no default layout for resolution {self.resolution}; give layout")
+        return DEFAULT_LAYOUT[self.resolution]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+class Trainer:
+    """Holds the networks, optimisers and data of one run; :meth:`train` runs (or resumes) it."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.device = _device(cfg.device)
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        self.out = Path(cfg.out)
+        self.data = ImageDataset(cfg.data, cfg.resolution, device=self.device)
+        k = self.data.n_classes
+        layout = cfg.resolved_layout()
+        gcfg = GeneratorConfig.from_layout(layout, cfg.ch, cfg.dim_z, k)
+        if gcfg.resolution != cfg.resolution:
+            raise ValueError(f"layout {layout} makes {gcfg.resolution}px images, not {cfg.resolution}px")
+        dcfg = DiscriminatorConfig.from_layout(PAIRED_DISCRIMINATOR[layout], cfg.dis_ch, k, cfg.resolution)
+        torch.manual_seed(cfg.seed)
+        self.G = Generator(gcfg, class_names=self.data.class_names).to(self.device)
+        self.D = Discriminator(dcfg).to(self.device)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        betas = (cfg.beta1, cfg.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=betas)
+        cuda = self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if (cfg.amp == "bf16" or (cfg.amp == "auto" and cuda)) else None
+        self.channels_last = cfg.channels_last if cfg.channels_last is not None else cuda
+        if self.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        self.iteration = 0
+        self.rng = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
+        fixed = torch.Generator().manual_seed(1234)
+        self.fixed_z = torch.randn(k * cfg.sample_columns, cfg.dim_z, generator=fixed).to(self.device)
+        self.fixed_y = torch.arange(k).repeat_interleave(cfg.sample_columns).to(self.device)
+
+    # ------------------------------------------------------------------------------------------ one step
+    def _generate(self, G: Generator, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        cond = ClassCondition(y)
+        return G([z], [cond] * G.config.n_map_layers)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.data.sample(self.cfg.batch_size, self.rng)
+        if self.cfg.augment:
+            x = data_augment(x, self.rng)
+        return x, y
+
+    def _latents(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.randn(n, self.cfg.dim_z, generator=self.rng, device=self.device)
+        y = torch.randint(0, self.data.n_classes, (n,), generator=self.rng, device=self.device)
+        return z, y
+
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        x = diff_augment(x, self.cfg.diffaug, self.rng) if self.cfg.diffaug else x
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def step(self) -> dict[str, float]:
+        """One iteration: ``n_dis`` discriminator updates, then one generator update and the EMA update."""
+        cfg = self.cfg
+        self.G.train()
+        self.D.train()
+        logs: dict[str, float] = {}
+        for _ in range(cfg.n_dis):
+            real, y_real = self._real_batch()
+            z, y_fake = self._latents(cfg.batch_size)
+            with self._autocast():
+                with torch.no_grad():
+                    fake = self._generate(self.G, z, y_fake)
+                d_real = self.D(self._aug(real), y_real).float()
+                d_fake = self.D(self._aug(fake.detach()), y_fake).float()
+                loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        z, y = self._latents(cfg.batch_size)
+        self.D.requires_grad_(False)
+        with self._autocast():
+            fake = self._generate(self.G, z, y)
+            loss_g = -self.D(self._aug(fake), y).float().mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.D.requires_grad_(True)
+        self._ema_update()
+        self.iteration += 1
+        logs.update(loss_d=loss_d.item(), loss_g=loss_g.item(), d_real=d_real.mean().item(),
+                    d_fake=d_fake.mean().item())
+        return logs
+
+    @torch.no_grad()
+    def _ema_update(self) -> None:
+        # warm-up: a short effective horizon early on, so the EMA does not average in the random init
+        decay = min(self.cfg.ema_decay, (1 + self.iteration) / (10 + self.iteration))
+        for pe, p in zip(self.G_ema.parameters(), self.G.parameters()):
+            pe.lerp_(p.detach(), 1 - decay)
+        for be, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            be.copy_(b)
+
+    # --------------------------------------------------------------------------------------------- loop
+    def train(self, iterations: int | None = None, progress: bool = True,
+              callback: Callable[[int, dict[str, float]], None] | None = None) -> None:
+        """Run until ``iterations`` (default: the config's) are done, writing samples/checkpoints/logs."""
+        cfg = self.cfg
+        total = iterations or cfg.iterations
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=total, initial=self.iteration, desc="train", unit="it", dynamic_ncols=True)
+        log = (self.out / "log.jsonl").open("a")
+        t0 = time.perf_counter()
+        try:
+            while self.iteration < total:
+                logs = self.step()
+                if not all(math.isfinite(v) for v in logs.values()):
+                    raise FloatingPointError(f"non-finite loss at iteration {self.iteration}: {logs}")
+                if self.iteration % cfg.log_every == 0 or self.iteration == total:
+                    rec = {"iteration": self.iteration, "seconds": round(time.perf_counter() - t0, 2), **logs}
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(d=f"{logs['loss_d']:.3f}", g=f"{logs['loss_g']:.3f}")
+                if callback is not None:
+                    callback(self.iteration, logs)
+                if self.iteration % cfg.sample_every == 0 or self.iteration == total:
+                    self.save_samples()
+                if self.iteration % cfg.checkpoint_every == 0 or self.iteration == total:
+                    self.save_state()
+        finally:
+            log.close()
+            if bar is not None:
+                bar.close()
+
+    @torch.no_grad()
+    def save_samples(self, path: Path | None = None) -> Path:
+        imgs = []
+        for i in range(0, len(self.fixed_z), 64):
+            imgs.append(self._generate(self.G_ema, self.fixed_z[i:i + 64], self.fixed_y[i:i + 64]).float())
+        pic = grid(to_uint8(torch.cat(imgs)), self.cfg.sample_columns)
+        return save_png(pic, path or self.out / "samples" / f"iter_{self.iteration:06d}.png")
+
+    # ----------------------------------------------------------------------------------- state and export
+    def save_state(self, path: Path | None = None) -> Path:
+        """Everything needed to resume, as one safetensors file (tensors + JSON metadata); no pickle."""
+        from safetensors.torch import save_file
+
+        tensors: dict[str, torch.Tensor] = {}
+        for name, mod in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            for k, v in mod.state_dict().items():
+                tensors[f"{name}/{k}"] = v.detach().cpu().contiguous()
+        meta: dict[str, Any] = {"iteration": self.iteration, "config": asdict(self.cfg)}
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            sd = opt.state_dict()
+            meta[name] = {"param_groups": sd["param_groups"]}
+            for idx, st in sd["state"].items():
+                for k, v in st.items():
+                    tensors[f"{name}/{idx}/{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+        tensors["rng/torch"] = torch.get_rng_state()
+        tensors["rng/train"] = self.rng.get_state().cpu()
+        path = path or self.out / "state.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, str(tmp), metadata={"neural_collage_train": json.dumps(meta)})
+        os.replace(tmp, path)
+        return path
+
+    def load_state(self, path: str | Path) -> None:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})["neural_collage_train"])
+        tensors = load_file(str(path))
+        for name, mod in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            sd = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + "/")}
+            mod.load_state_dict(sd, strict=True)
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            state: dict[int, dict[str, torch.Tensor]] = {}
+            for k, v in tensors.items():
+                if k.startswith(name + "/"):
+                    _, idx, key = k.split("/", 2)
+                    state.setdefault(int(idx), {})[key] = v.to(self.device) if key != "step" else v
+            opt.load_state_dict({"state": state, "param_groups": meta[name]["param_groups"]})
+        torch.set_rng_state(tensors["rng/torch"])
+        self.rng.set_state(tensors["rng/train"].to(self.rng.device) if self.device.type != "cpu"
+                           else tensors["rng/train"])
+        self.iteration = int(meta["iteration"])
+
+    @torch.no_grad()
+    def recalibrate_ema(self, batches: int = 32) -> None:
+        """Re-estimate the EMA generator's BN statistics for its own weights (cumulative average)."""
+        G = self.G_ema
+        bns = [m for m in G.modules() if hasattr(m, "avg_mean") and hasattr(m, "momentum")]
+        for m in bns:
+            m.avg_mean.zero_()
+            m.avg_var.zero_()
+        G.train()
+        gen = torch.Generator(device=self.device).manual_seed(99)
+        for i in range(batches):
+            for m in bns:
+                m.momentum = 1.0 / (i + 1)
+            z = torch.randn(self.cfg.batch_size, self.cfg.dim_z, generator=gen, device=self.device)
+            y = torch.arange(self.cfg.batch_size, device=self.device) % self.data.n_classes
+            self._generate(G, z, y)
+        for m in bns:
+            m.momentum = 0.1
+        G.eval()
+
+    def export(self, folder: str | Path, half: bool = True, provenance: dict[str, Any] | None = None
+               ) -> tuple[Path, Path]:
+        """Write ``generator.safetensors`` (EMA, BN recalibrated) and ``discriminator.safetensors``."""
+        folder = Path(folder)
+        self.recalibrate_ema()
+        prov = {"trainer": "neural-collage", "iterations": self.iteration, "config": asdict(self.cfg),
+                "data": self.data.provenance, **(provenance or {})}
+        dtype = torch.float16 if half else None
+        g = save_generator(self.G_ema.float(), folder / "generator.safetensors", provenance=prov, dtype=dtype)
+        d = save_discriminator(self.D.float(), folder / "discriminator.safetensors", provenance=prov, dtype=dtype)
+        return g, d
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> Trainer:
+    """Train (resuming from ``out/state.safetensors`` when present and ``resume``) and return the trainer."""
+    tr = Trainer(cfg)
+    state = Path(cfg.out) / "state.safetensors"
+    if resume and state.is_file():
+        tr.load_state(state)
+    tr.train(progress=progress)
+    return tr
