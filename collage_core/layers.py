@@ -5,9 +5,9 @@ checkpoint conversion is a rename, and our native checkpoints carry the original
 
 Two exact rewrites make the generator cheaper without changing what it computes (up to float rounding):
 
-* ``conv3x3(upsample_nearest2x(x))`` equals a stride-2 transposed convolution of ``x`` with a 4x4 kernel
-  ``M @ W @ M.T`` (see :func:`upsample_conv3x3`): 16 instead of 36 multiply-adds per low-res pixel and channel
-  pair, and the 4x larger up-sampled input is never built;
+* ``conv3x3(upsample_nearest2x(x))`` equals four 2x2 convolutions of ``x``, one per output phase, interleaved
+  (see :func:`upsample_conv3x3`): 16 instead of 36 multiply-adds per low-res pixel and channel pair, and the
+  4x larger up-sampled input is never built;
 * ``conv1x1(upsample(x)) == upsample(conv1x1(x))``, and the up-sampled shortcut is added by broadcasting.
 """
 
@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# K[k] = sum_d M[k, d] * w[d]: the 4-tap kernel of "nearest x2 up-sample, then 3-tap correlation".
-_UPCONV_M = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+#: 1-D "nearest x2 up-sample, then 3-tap correlation" split into its two output phases: even outputs read
+#: x[i-1], x[i] with taps (w0, w1 + w2); odd outputs read x[i], x[i+1] with taps (w0 + w1, w2).
+_PHASES = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
 
 #: set to False to compute ``conv3x3(upsample(x))`` literally (for benchmarks and debugging)
 FUSED_UPSAMPLE_CONV = True
@@ -31,18 +32,30 @@ def upsample_nearest2x(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
-def upconv_kernel(w: torch.Tensor) -> torch.Tensor:
-    """The (in, out, 4, 4) transposed-conv kernel equal to nearest-x2 up-sampling then ``w`` (out, in, 3, 3)."""
-    m = _UPCONV_M.to(device=w.device, dtype=w.dtype)
-    k = torch.einsum("ad,oidc,bc->oiab", m, w, m)
-    return k.transpose(0, 1)
+def phase_kernels(w: torch.Tensor) -> torch.Tensor:
+    """The 2x2 kernels of up-sampling then the 3x3 kernel ``w`` (out, in, 3, 3), one per output phase (a, b):
+    phase (a, b) (row parity a, column parity b) is ``result[(2a + b) * out : (2a + b + 1) * out]``."""
+    p = _PHASES.to(device=w.device, dtype=w.dtype)
+    k = torch.einsum("ard,oidc,bsc->aboirs", p, w, p)  # (a, b, out, in, 2, 2)
+    return k.reshape(w.shape[0] * 4, w.shape[1], 2, 2)
 
 
-def upsample_conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """``conv2d(upsample_nearest2x(x), w, b, padding=1)`` for a 3x3 kernel, computed without the up-sampling."""
+def upsample_conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
+                     kernels: torch.Tensor | None = None) -> torch.Tensor:
+    """``conv2d(upsample_nearest2x(x), w, b, padding=1)`` for a 3x3 kernel, without building the up-sampled input.
+
+    Each of the four output phases is a 2x2 convolution of the zero-padded low-resolution input: 16 instead of
+    36 multiply-adds per input pixel and channel pair. ``kernels`` may pass precomputed :func:`phase_kernels`.
+    """
     if not FUSED_UPSAMPLE_CONV:
         return F.conv2d(upsample_nearest2x(x), w, b, padding=1)
-    return F.conv_transpose2d(x, upconv_kernel(w), b, stride=2, padding=1)
+    k = phase_kernels(w) if kernels is None else kernels
+    o = w.shape[0]
+    n, _, h, wd = x.shape
+    xp = F.pad(x, (1, 1, 1, 1))
+    outs = [F.conv2d(xp[:, :, a:a + h + 1, c:c + wd + 1], k[(2 * a + c) * o:(2 * a + c + 1) * o], b)
+            for a in (0, 1) for c in (0, 1)]
+    return F.pixel_shuffle(torch.stack(outs, 2).view(n, 4 * o, h, wd), 2)
 
 
 def add_upsampled(h: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
@@ -87,11 +100,19 @@ class Conv2d(nn.Module):
         return F.conv2d(x, self.weight(), self.b, padding=self.pad)
 
     def upsample_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``self(upsample_nearest2x(x))``, computed cheaply (3x3: transposed conv; 1x1: conv then up-sample)."""
+        """``self(upsample_nearest2x(x))``, computed cheaply (3x3: four 2x2 phase convs; 1x1: conv, then up)."""
         w = self.weight()
-        if w.shape[-1] == 3:
-            return upsample_conv3x3(x, w, self.b)
-        return upsample_nearest2x(F.conv2d(x, w, self.b, padding=self.pad))
+        if w.shape[-1] != 3:
+            return upsample_nearest2x(F.conv2d(x, w, self.b, padding=self.pad))
+        kernels = None
+        if not (w.requires_grad and torch.is_grad_enabled()):  # inference: reuse kernels while W is unchanged
+            key = (w.data_ptr(), w._version, w.dtype, w.device)
+            cached = getattr(self, "_phase_cache", None)
+            if cached is None or cached[0] != key:
+                cached = (key, phase_kernels(w))
+                self._phase_cache = cached
+            kernels = cached[1]
+        return upsample_conv3x3(x, w, self.b, kernels)
 
 
 def glorot_uniform_(w: torch.Tensor, gain: float = 1.0) -> torch.Tensor:

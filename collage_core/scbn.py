@@ -103,7 +103,8 @@ class MapCondition(Condition):
     @staticmethod
     def from_dense(weights: torch.Tensor, tol: float = 0.0) -> "MapCondition":
         """From the original layout ``(N, H, W, K)``, keeping only classes with a non-zero weight somewhere."""
-        used = (weights.abs() > tol).flatten(0, 2).any(dim=0)
+        dims = tuple(range(weights.dim() - 1))  # two reductions, no full-size temporaries
+        used = (weights.amax(dim=dims) > tol) | (weights.amin(dim=dims) < -tol)
         classes = torch.nonzero(used).flatten()
         if classes.numel() == 0:  # an all-zero map: keep one class so shapes stay valid (gamma = beta = 0)
             classes = torch.zeros(1, dtype=torch.long, device=weights.device)

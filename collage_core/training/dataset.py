@@ -36,8 +36,8 @@ def load_rgb(path: str | Path, size: int | None = None, background: tuple[int, i
 class ImageDataset:
     """All images of a class-labelled folder as one tensor ``(N, 3, R, R)`` in [-1, 1] plus labels."""
 
-    def __init__(self, root: str | Path, resolution: int, split: str = "train", device: str | torch.device = "cpu"
-                 ) -> None:
+    def __init__(self, root: str | Path, resolution: int, split: str = "train", device: str | torch.device = "cpu",
+                 class_names: list[str] | None = None, require_all_classes: bool = True) -> None:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"dataset folder not found: {root}")
@@ -45,7 +45,7 @@ class ImageDataset:
         manifest: dict[str, Any] = {}
         if (root / "manifest.json").is_file():
             manifest = json.loads((root / "manifest.json").read_text())
-        names = list(manifest.get("classes") or sorted(p.name for p in base.iterdir() if p.is_dir()))
+        names = list(class_names or manifest.get("classes") or sorted(p.name for p in base.iterdir() if p.is_dir()))
         images, labels, files = [], [], []
         for k, name in enumerate(names):
             folder = base / name
@@ -57,7 +57,7 @@ class ImageDataset:
         if not images:
             raise ValueError(f"no images found under {base}/<class>/")
         present = sorted(set(labels))
-        if len(present) != len(names):
+        if require_all_classes and len(present) != len(names):
             missing = [n for k, n in enumerate(names) if k not in present]
             raise ValueError(f"classes without images under {base}: {missing}")
         self.root = root
