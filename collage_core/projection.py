@@ -13,11 +13,14 @@ Chainer's Adam places eps outside the bias correction (``lr_t = alpha sqrt(1-b2^
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .discriminator import Discriminator
+from .generator import Generator
 
 
 def image_to_model_range(u8: torch.Tensor) -> torch.Tensor:
@@ -86,3 +89,141 @@ class ChainerAdam:
         self.v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
         lr_t = self.alpha * math.sqrt(1.0 - b2 ** self.t) / (1.0 - b1 ** self.t)
         self.param.sub_(lr_t * self.m / (self.v.sqrt() + self.eps))
+
+
+class ProjectionCancelled(RuntimeError):
+    """Raised when the ``cancel`` callback of :func:`project` asks to stop."""
+
+
+@dataclass
+class ProjectionResult:
+    """The best latent found, its class and reconstruction, and the loss history.
+
+    ``history[t]`` holds every candidate's total loss before update ``t`` (candidates = restarts x classes);
+    ``best_history[t]`` is the best candidate's loss so far. ``z_trajectory`` (if recorded) holds every
+    candidate's z after each update, as the original's golden ``opt_z``.
+    """
+
+    z: torch.Tensor  # (1, dim_z)
+    class_id: int
+    reconstruction: torch.Tensor  # (1, 3, R, R) in [-1, 1]
+    loss: float
+    feature_loss: float
+    pixel_loss: float
+    steps: int
+    history: np.ndarray  # (steps, candidates)
+    candidates: list[tuple[int, int]] = field(default_factory=list)  # (restart, class) per candidate
+    stopped_early: bool = False
+    z_trajectory: np.ndarray | None = None
+
+    @property
+    def best_history(self) -> np.ndarray:
+        return np.minimum.accumulate(self.history.min(axis=1))
+
+
+def rank_classes(D: Discriminator, target: torch.Tensor, k: int) -> list[int]:
+    """The ``k`` classes whose projection-discriminator logit for ``target`` is highest."""
+    if D.config.n_classes <= 0:
+        raise ValueError("the discriminator has no class embedding; give the class explicitly")
+    with torch.no_grad():
+        ids = torch.arange(D.config.n_classes, device=D.device)
+        logits = D(target.expand(len(ids), -1, -1, -1).to(D.device, D.dtype), ids).flatten()
+    return [int(i) for i in torch.topk(logits, min(k, len(ids))).indices]
+
+
+def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | None = None,
+            D: Discriminator | None = None, *, steps: int = 200, lr: float = 0.075, pixel_weight: float = 0.2,
+            restarts: int = 1, top_k_classes: int | None = None, patience: int | None = None,
+            min_improvement: float = 1e-4, seed: int = 0, z_init: torch.Tensor | None = None,
+            progress: Callable[[int, int, float], None] | None = None, cancel: Callable[[], bool] | None = None,
+            record_z: bool = False) -> ProjectionResult:
+    """Manifold projection: minimise the original's objective over z, for several starts/classes at once.
+
+    target: (1, 3, R, R) in [-1, 1] at the generator's resolution (see :func:`collage_core.images.from_uint8`;
+        the original reads photos as ``u8 / 128 - 1``).
+    class_id: one class, a list of candidate classes, or None with ``top_k_classes`` (ranked by ``D``'s logit).
+    D: the discriminator for the feature term; None gives pixel-only projection (generators without one).
+    restarts: random starting points per class, optimised together as one batch; the best candidate wins.
+    patience: stop when the best loss has not improved by ``min_improvement`` (relative) for this many steps.
+    progress(step, steps, best_loss) is called after every step; cancel() returning True stops with
+    :class:`ProjectionCancelled`.
+    Adam is Chainer's (alpha=lr, eps outside the bias correction), so a single start from ``z_init`` reproduces
+    the original's trajectory.
+    """
+    if target.dim() == 3:
+        target = target[None]
+    R = G.resolution
+    if target.dim() != 4 or target.shape[0] != 1 or target.shape[1] != 3 or tuple(target.shape[-2:]) != (R, R):
+        raise ValueError(f"target has shape {tuple(target.shape)}; expected (1, 3, {R}, {R}) in [-1, 1]")
+    if not torch.isfinite(target).all():
+        raise ValueError("target contains NaN or infinite values")
+    if steps < 1 or restarts < 1:
+        raise ValueError("steps and restarts must be at least 1")
+    target = target.to(G.device, G.dtype)
+    if class_id is None:
+        if D is None or not top_k_classes:
+            raise ValueError("give class_id, or a discriminator and top_k_classes to search classes")
+        classes = rank_classes(D, target, top_k_classes)
+    else:
+        classes = [int(class_id)] if isinstance(class_id, (int, np.integer)) else [int(c) for c in class_id]
+    for c in classes:
+        G.class_index(c)  # range check with a clear message
+    cands = [(r, c) for c in classes for r in range(restarts)]
+    n = len(cands)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    z0 = torch.randn(n, G.config.dim_z, generator=gen)
+    if z_init is not None:
+        zi = torch.as_tensor(z_init, dtype=torch.float32).reshape(-1, G.config.dim_z)
+        z0[: len(zi)] = zi[:n] if len(zi) <= n else zi[:n]
+        for i in range(len(zi), n):  # a given start is used for the first restart of every class
+            if cands[i][0] == 0:
+                z0[i] = zi[0]
+    z = z0.to(G.device, G.dtype).requires_grad_(True)
+    y = torch.tensor([c for _, c in cands], device=G.device)
+    tfeat = None
+    if D is not None:
+        with torch.no_grad():
+            tfeat = D.feature_vector(target)
+    adam = ChainerAdam(z, alpha=lr)
+    history, traj = [], []
+    best = math.inf
+    since_best = 0
+    stopped_early = False
+    with torch.enable_grad():
+        for t in range(steps):
+            if cancel is not None and cancel():
+                raise ProjectionCancelled(f"projection cancelled after {t} of {steps} steps")
+            recon = G.synthesize(z, classes=y)
+            losses = projection_loss(recon, target, D, tfeat, pixel_weight)
+            total = losses.total
+            (grad,) = torch.autograd.grad(total.sum(), z)
+            history.append(total.detach().float().cpu().numpy())
+            adam.step(grad)
+            if record_z:
+                traj.append(z.detach().float().cpu().numpy().copy())
+            cur = float(total.detach().min())
+            improved = not math.isfinite(best) or cur < best - min_improvement * abs(best)
+            if improved:
+                best, since_best = cur, 0
+            else:
+                since_best += 1
+            if progress is not None:
+                progress(t + 1, steps, min(best, cur))
+            if patience is not None and since_best >= patience:
+                stopped_early = True
+                break
+    with torch.no_grad():  # evaluate the final latents (history holds losses *before* each update)
+        recon = G.synthesize(z, classes=y)
+        final = projection_loss(recon, target, D, tfeat, pixel_weight)
+    i = int(torch.argmin(final.total))
+    return ProjectionResult(z=z.detach()[i:i + 1].clone(), class_id=cands[i][1], reconstruction=recon[i:i + 1],
+                            loss=float(final.total[i]), feature_loss=float(final.feature[i]),
+                            pixel_loss=float(final.pixel[i]), steps=len(history), history=np.stack(history),
+                            candidates=cands, stopped_early=stopped_early,
+                            z_trajectory=np.stack(traj) if record_z else None)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB between two images in [-1, 1] (peak-to-peak 2)."""
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * math.log10(4.0 / mse)
