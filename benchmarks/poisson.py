@@ -1,0 +1,122 @@
+"""Benchmark of collage_core.poisson against OpenCV's seamlessClone and the scipy.sparse reference.
+
+Run by hand::
+
+    python benchmarks/poisson.py            # 512^2 and 2048^2
+    python benchmarks/poisson.py --sizes 512 --repeats 5
+
+For each size and mask (an ellipse covering ~16% of the image, an ellipse cut by the image border, five separate
+ellipses) it prints the median wall time of ``cv2.seamlessClone(..., NORMAL_CLONE)``, of
+:func:`poisson_composite_reference` (scipy ``spsolve`` over the masked pixels, run fewer times because it is slow)
+and of :func:`poisson_composite`, the speed-ups measured in the same run, and the mean / max absolute difference
+inside the mask, in grey levels, of the 8-bit results against the 8-bit reference. ``ours-ref float`` compares the
+float64 results before rounding (solver accuracy). OpenCV places the mask's bounding box centred on ``p``; ``p`` is
+chosen so that the placement is the identity. Needs scipy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collage_core.poisson import poisson_composite, poisson_composite_reference  # noqa: E402
+
+
+def textured(n: int, seed: int) -> np.ndarray:
+    """A deterministic photo-like uint8 image: smooth colours, fine texture and hard edges."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.random((8, 8, 3)), (n, n), interpolation=cv2.INTER_CUBIC) * 200
+    tex = cv2.GaussianBlur(rng.random((n, n, 3)), (0, 0), 1.5) * 80
+    yy, xx = np.mgrid[:n, :n]
+    edges = ((xx // max(n // 7, 1) + yy // max(n // 5, 1)) % 2)[..., None] * 60.0
+    return np.clip(base + tex + edges, 0, 255).astype(np.uint8)
+
+
+def ellipse(n: int, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
+    yy, xx = np.mgrid[:n, :n]
+    return ((yy - cy * n) / (ry * n)) ** 2 + ((xx - cx * n) / (rx * n)) ** 2 <= 1.0
+
+
+def masks(n: int) -> dict[str, np.ndarray]:
+    multi = np.zeros((n, n), bool)
+    for cy, cx in ((0.2, 0.2), (0.2, 0.75), (0.5, 0.5), (0.8, 0.25), (0.78, 0.8)):
+        multi |= ellipse(n, cy, cx, 0.1, 0.09)
+    return {
+        "ellipse": ellipse(n, 0.5, 0.5, 0.26, 0.2),
+        "border": ellipse(n, 0.0, 0.35, 0.36, 0.28),
+        "5 blobs": multi,
+    }
+
+
+def median_time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def opencv_clone(src: np.ndarray, tgt: np.ndarray, mask: np.ndarray):
+    ys, xs = np.nonzero(mask)
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    center = (int(x0 + (x1 - x0) // 2), int(y0 + (y1 - y0) // 2))     # identity placement of the bounding box
+    m8 = mask.astype(np.uint8) * 255
+    return lambda: cv2.seamlessClone(src, tgt, m8, center, cv2.NORMAL_CLONE)
+
+
+def diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> str:
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))[mask]
+    return f"{d.mean():.4f} / {d.max():.4g}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
+    ap.add_argument("--repeats", type=int, default=7, help="runs of OpenCV and ours (median)")
+    ap.add_argument("--ref-repeats", type=int, default=3, help="runs of the scipy reference at sizes <= 1024")
+    args = ap.parse_args()
+
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+          f"numpy {np.__version__}, opencv {cv2.__version__}, cv2 threads {cv2.getNumThreads()}")
+    head = (f"{'size':>5} {'mask':8} {'masked px':>10} {'OpenCV ms':>10} {'ref ms':>9} {'ours ms':>8} "
+            f"{'ref/ours':>8} {'OCV/ours':>8} | {'ours-ref mean/max':>18} {'OCV-ref mean/max':>18} "
+            f"{'ours-ref float max':>18} {'OCV px changed outside':>22}")
+    print(head)
+    print("-" * len(head))
+    for n in args.sizes:
+        src, tgt = textured(n, 1), textured(n, 2)
+        srcf, tgtf = src.astype(np.float64), tgt.astype(np.float64)
+        for name, mask in masks(n).items():
+            ours_fn = lambda: poisson_composite(src, tgt, mask)                         # noqa: E731
+            poisson_composite(src, tgt, mask)                                           # warm-up
+            t_ours, ours = median_time(ours_fn, args.repeats)
+            try:
+                ocv_fn = opencv_clone(src, tgt, mask)
+                ocv_fn()
+                t_ocv, ocv = median_time(ocv_fn, args.repeats)
+            except cv2.error as exc:                                                    # pragma: no cover
+                t_ocv, ocv = float("nan"), None
+                print(f"# OpenCV failed on {name} {n}: {str(exc).splitlines()[-1]}")
+            ref_runs = args.ref_repeats if n <= 1024 else 1
+            t_ref, reff = median_time(lambda: poisson_composite_reference(srcf, tgtf, mask), ref_runs)
+            ref8 = np.clip(np.rint(reff), 0, 255).astype(np.uint8)
+            oursf = poisson_composite(srcf, tgtf, mask)
+            ocv_cols = ("n/a", "n/a", "n/a") if ocv is None else (
+                f"{t_ocv / t_ours:8.1f}", diff(ocv, ref8, mask), str(int((ocv != tgt).any(-1)[~mask].sum())))
+            print(f"{n:>5} {name:8} {int(mask.sum()):>10} {t_ocv * 1e3:>10.1f} {t_ref * 1e3:>9.0f} "
+                  f"{t_ours * 1e3:>8.1f} {t_ref / t_ours:>8.1f} {ocv_cols[0]:>8} | {diff(ours, ref8, mask):>18} "
+                  f"{ocv_cols[1]:>18} {np.abs(oursf - reff)[mask].max():>18.2e} {ocv_cols[2]:>22}")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
