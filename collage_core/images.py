@@ -79,7 +79,7 @@ def save_png(image: np.ndarray, path: str | Path, text: dict[str, str] | None = 
 
 # ------------------------------------------------------------------------- ComfyUI IMAGE tensors [B, H, W, C]
 # ComfyUI's IMAGE is a float32 tensor (B, H, W, C) in [0, 1]. These helpers convert to and from it, read picture
-# files into it, and tile a batch into one picture; they never move tensors between devices (except to_uint8s).
+# files into it, and tile a batch into one picture; they never move tensors between devices (except image_to_uint8, which returns numpy).
 
 
 def to_image(x: torch.Tensor) -> torch.Tensor:
@@ -97,35 +97,11 @@ def image_to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def load_image(path: str | Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Read a picture file: ``(image (1, H, W, 3) float32 in [0, 1], alpha (1, H, W) or None)`` on the CPU.
-
-    EXIF orientation is applied; the first frame of an animation is used; 16-bit and palette images are converted.
-    Raises ``ValueError`` naming the file if it is missing or not a readable picture.
-    """
-    from PIL import ImageOps, UnidentifiedImageError
-
-    p = Path(path)
-    if not str(path):
-        raise ValueError("no image file given")
-    if not p.is_file():
-        raise ValueError(f"image file not found: {p}")
-    try:
-        with Image.open(p) as img:
-            img.seek(0)
-            img = ImageOps.exif_transpose(img)
-            img.load()
-            if img.mode in ("I", "I;16", "I;16B", "I;16L"):
-                a16 = np.asarray(img, np.float32)
-                rgb = np.repeat((a16 / (65535.0 if a16.max() > 255 else 255.0))[..., None], 3, -1)
-                return torch.from_numpy(np.ascontiguousarray(rgb))[None], None
-            has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-            arr = np.asarray(img.convert("RGBA" if has_alpha else "RGB"), np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"{p} is not a readable image ({type(e).__name__}: {e})") from None
-    t = torch.from_numpy(np.ascontiguousarray(arr))[None]
-    if has_alpha:
-        return t[..., :3].contiguous(), t[..., 3].contiguous()
-    return t, None
+    """Read a picture file with :func:`read_image` as an ``IMAGE`` ``(1, H, W, 3)`` float32 in [0, 1] and its alpha
+    ``(1, H, W)`` (or None), on the CPU. Missing, corrupt or over-large files raise an error naming the file."""
+    rgb, alpha = read_image(path)
+    image = torch.from_numpy(np.ascontiguousarray(rgb)).float().div_(255.0)[None]
+    return image, (torch.from_numpy(np.ascontiguousarray(alpha)).float()[None] if alpha is not None else None)
 
 
 def tile_images(images: torch.Tensor, columns: int, pad: int = 2, fill: float = 1.0) -> torch.Tensor:

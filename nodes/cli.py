@@ -112,6 +112,175 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=emoji_data.run)
 
 
+# -------------------------------------------------------------------------------------- workflows (run etc.)
+EXIT_INVALID = 1  # invalid workflow or failed node
+
+
+def _add_workflow_args(p: argparse.ArgumentParser) -> None:
+    from .base import DEVICES
+
+    p.add_argument("workflow", help="workflow JSON file (ComfyUI API or UI format)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                   help="change an input before running; NODE is a node id or title, VALUE is JSON if it parses "
+                        "(7, 0.5, true, \"text\") else a string; repeatable")
+    p.add_argument("--out", metavar="DIR", help="folder every saver writes to (sets each output_dir input)")
+    p.add_argument("--device", choices=DEVICES, help="device of every Load Generator node")
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a workflow", description="Validate and run a workflow; saved files are "
+                       "printed one per line. Exit status 1 if the workflow is invalid or a node fails.")
+    _add_workflow_args(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_run)
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check a workflow without running it",
+                       description="Report every problem of a workflow at once (unknown nodes, missing or bad inputs, "
+                                   "type mismatches, missing files, cycles). Exit status 0 if valid, else 1.")
+    _add_workflow_args(p)
+    p.set_defaults(func=_cmd_validate)
+
+
+def _add_nodes(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("nodes", help="print every node schema as JSON (ComfyUI /object_info shape)")
+    p.set_defaults(func=_cmd_nodes)
+
+
+class _Invalid(Exception):
+    """The workflow file cannot be read at all."""
+
+
+def _prepare(args: argparse.Namespace):
+    """The registry, the API-format workflow with the command line's changes, the UI JSON to embed, and titles."""
+    import collage_nodes
+    from collage_engine import load_workflow
+    from collage_engine.workflow import WorkflowError
+
+    from .runner import OverrideError, apply_set, parse_set, set_everywhere
+
+    reg = collage_nodes.registry()
+    try:
+        with open(args.workflow, encoding="utf-8") as f:
+            raw = json.load(f)
+        api, meta = load_workflow(raw, reg)
+    except (OSError, ValueError, RecursionError, WorkflowError) as e:
+        raise _Invalid(f"cannot read workflow {args.workflow}: {e}") from None
+    changed = bool(args.sets or args.out or args.device)
+    if isinstance(api, dict):
+        try:
+            for text in args.sets:
+                apply_set(api, reg, *parse_set(text))
+        except OverrideError as e:
+            raise UserError(str(e)) from None
+        if args.out:
+            set_everywhere(api, reg, "output_dir", args.out)
+        if args.device:
+            set_everywhere(api, reg, "device", args.device, "LoadGenerator")
+    ui = raw if meta["format"] == "ui" and not changed else None
+    titles = {nid: n["_meta"]["title"] for nid, n in api.items() if isinstance(n, dict) and isinstance(
+        n.get("_meta"), dict) and isinstance(n["_meta"].get("title"), str)} if isinstance(api, dict) else {}
+    return reg, api, ui, titles
+
+
+def _where(nid: object, class_type: object, titles: dict) -> str:
+    title = titles.get(nid)
+    return f"node {nid} ({class_type}{f' {title!r}' if title and title != class_type else ''})"
+
+
+def _print_invalid(errors: dict, titles: dict, path: str) -> None:
+    top = errors.get("error") or {}
+    node_errors = errors.get("node_errors") or {}
+    n = sum(len(e.get("errors", [])) for e in node_errors.values())
+    head = f"{path}: invalid workflow"
+    if node_errors:
+        head += f" ({n} error{'s' * (n != 1)} in {len(node_errors)} node{'s' * (len(node_errors) != 1)})"
+    elif top:
+        head += f": {top.get('message')}" + (f" - {top['details']}" if top.get("details") else "")
+    print(head, file=sys.stderr)
+    from collage_engine.validate import id_key
+
+    for nid, entry in sorted(node_errors.items(), key=lambda kv: id_key(str(kv[0]))):
+        for e in entry.get("errors", []):
+            name = (e.get("extra_info") or {}).get("input_name")
+            msg = e.get("message", "")
+            details = e.get("details")
+            if details and details != msg and details != name:
+                msg += f" - {details}"
+            where = _where(nid, entry.get("class_type"), titles) + (f", input '{name}'" if name else "")
+            print(f"  {where}: {msg}", file=sys.stderr)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import collage_nodes
+
+    try:
+        reg, api, _, titles = _prepare(args)
+    except _Invalid as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    v = collage_nodes.engine().validate(api)
+    if not v.ok:
+        _print_invalid(v.to_dict(), titles, args.workflow)
+        return EXIT_INVALID
+    print(f"{args.workflow}: valid ({len(api)} nodes, {len(v.targets)} output node{'s' * (len(v.targets) != 1)})")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    import collage_nodes
+    from collage_engine import TqdmReporter
+
+    try:
+        reg, api, ui, titles = _prepare(args)
+    except _Invalid as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    if not args.verbose:
+        logging.getLogger("collage_engine").setLevel(logging.CRITICAL)  # failures are reported below
+    engine = collage_nodes.engine()
+    reporter = None if args.quiet else TqdmReporter(titles)
+    if reporter is not None:  # node failures are printed below, once
+        engine.add_listener(lambda ev, data: None if ev == "execution_error" else reporter(ev, data))
+    t0 = time.perf_counter()
+    try:
+        res = engine.run(api, ui=ui)
+    finally:
+        if reporter is not None:
+            reporter.close()
+    if res.status == "invalid":
+        _print_invalid(res.errors or {}, titles, args.workflow)
+        return EXIT_INVALID
+    if res.status == "interrupted":
+        print("interrupted", file=sys.stderr)
+        return 130
+    if res.status == "error":
+        e = res.error or {}
+        kind = e.get("exception_type")
+        msg = e.get("exception_message") if kind in ("InputError", "ValueError", "CheckpointError", "ArgumentError") \
+            else f"{kind}: {e.get('exception_message')}"
+        print(f"error: {_where(e.get('node_id'), e.get('node_type'), titles)} failed: {msg}", file=sys.stderr)
+        if args.verbose:
+            print("".join(e.get("traceback") or []), file=sys.stderr)
+        return EXIT_INVALID
+    for out in res.ui.values():
+        for item in out.get("images", []) + out.get("latents", []):
+            if isinstance(item, dict) and item.get("path"):
+                print(item["path"])
+    print(f"done: {len(res.executed)} node(s) run in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    return 0
+
+
+def _cmd_nodes(args: argparse.Namespace) -> int:
+    import collage_nodes
+
+    print(json.dumps(collage_nodes.registry().object_info(), indent=2))
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neural-collage", description="Spatially controllable image synthesis "
@@ -123,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [_add_data, _add_train, _add_export]
+_COMMANDS = [_add_run, _add_validate, _add_nodes, _add_data, _add_train, _add_export]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

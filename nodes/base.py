@@ -1,0 +1,92 @@
+"""What every node module of the pack shares: categories, the custom type names, and errors that name an input.
+
+Node bodies only convert and call ``collage_core``; a core ``ValueError`` / ``OSError`` raised while handling an input
+is re-raised by :func:`blame` as :class:`InputError`, whose message starts with ``input 'NAME':``. The engine adds
+the node id and type, so a user reads e.g. ``node 4 (PaintClass): input 'mask': mask has shape (2, 3, 64, 64) ...``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+CATEGORY = "neural-collage"
+
+# Custom types at node boundaries (IMAGE and MASK are ComfyUI's own)
+GENERATOR = "GENERATOR"    # collage_core.Generator (torch module, on its device)
+LATENT_Z = "LATENT_Z"      # torch float tensor (N, dim_z) on the generator's device
+CLASS_SPEC = "CLASS_SPEC"  # collage_core.collage.ClassSpec
+CLASS_MAP = "CLASS_MAP"    # collage_core.collage.ClassMapSpec
+FEATURE_BLEND = "FEATURE_BLEND"  # collage_core.collage.FeatureBlendSpec
+IMAGE = "IMAGE"            # torch float32 (B, H, W, C) in [0, 1]
+MASK = "MASK"              # torch float32 (B, H, W) in [0, 1]
+
+#: choices of LoadGenerator's device input (and of the CLI's --device)
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+#: node inputs that name the folder savers write to (the CLI's --out sets them all)
+OUTPUT_DIR_INPUT = "output_dir"
+
+
+class InputError(ValueError):
+    """A bad value of one node input; the message names it."""
+
+    def __init__(self, input_name: str, message: str) -> None:
+        super().__init__(f"input '{input_name}': {message}")
+        self.input_name = input_name
+
+
+@contextmanager
+def blame(input_name: str, *others: str) -> Iterator[None]:
+    """Re-raise ``ValueError`` / ``OSError`` from the block as :class:`InputError` naming an input: the one the error's
+    ``argument`` attribute names (see :class:`collage_core.collage.ArgumentError`) if it is ``input_name`` or one of
+    ``others``, else ``input_name``."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (ValueError, OSError) as e:
+        arg = getattr(e, "argument", None)
+        raise InputError(arg if arg in (input_name, *others) else input_name, str(e)) from None
+
+
+def require(value: object, input_name: str, what: str) -> None:
+    """:class:`InputError` unless ``value`` is present (for optional links that are needed in some cases)."""
+    if value is None:
+        raise InputError(input_name, f"not connected: {what}")
+
+
+def missing_file(path: object, input_name: str, what: str = "file") -> str | None:
+    """A validation message if ``path`` (a constant input) names no existing file, else None."""
+    if not isinstance(path, str):
+        return None  # linked: checked when the node runs
+    if not path:
+        return f"input '{input_name}': no {what} given"
+    if not os.path.isfile(path):
+        return f"input '{input_name}': {what} not found: {path}"
+    return None
+
+
+def safe_relative(prefix: str, input_name: str) -> str:
+    """``prefix`` as a relative path that stays inside its folder (no absolute paths, no '..')."""
+    norm = os.path.normpath(prefix.replace("\\", "/")) if prefix else ""
+    if not prefix or os.path.isabs(prefix) or norm == ".." or norm.startswith("../") or norm == ".":
+        raise InputError(input_name, f"{prefix!r} must be a relative name inside the output folder "
+                                     f"(e.g. 'collage' or 'grids/interpolation')")
+    return norm
+
+
+def next_free_name(output_dir: str, prefix: str, suffix: str, prefix_input: str = "filename_prefix") -> str:
+    """``output_dir/prefix_NNNNN.suffix`` with the next number not yet used (ComfyUI's counter, 5 digits)."""
+    import re
+
+    rel = safe_relative(prefix, prefix_input)
+    folder = os.path.join(output_dir or ".", os.path.dirname(rel))
+    base = os.path.basename(rel)
+    pattern = re.compile(re.escape(base) + r"_(\d{5,})" + re.escape(suffix) + "$")
+    try:
+        used = [int(m.group(1)) for f in os.listdir(folder) if (m := pattern.match(f))]
+    except OSError:
+        used = []
+    return os.path.join(folder, f"{base}_{max(used, default=0) + 1:05d}{suffix}")

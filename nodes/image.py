@@ -1,0 +1,99 @@
+"""Pictures: load, save as PNG with the workflow embedded, tile a batch into a grid, join batches."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from collage_core.images import image_to_uint8, load_image, save_png, tile_images
+from collage_engine import Float, Input, Int, Node, NodeOutput, Output, String
+
+from .base import CATEGORY, IMAGE, MASK, OUTPUT_DIR_INPUT, InputError, blame, missing_file, next_free_name
+from .runner import png_text
+
+CAT = f"{CATEGORY}/image"
+
+
+class CollageLoadImage(Node):
+    """Load a picture file as an IMAGE, with ComfyUI's mask (1 - alpha; all zeros without alpha)."""
+
+    display_name = "Load Image"
+    category = CAT
+    inputs = [String("path", "", file=True,
+                     description="Path of a PNG, JPEG, WebP, ... file; a changed file is read again.")]
+    outputs = [Output("image", IMAGE, "The picture, (1, H, W, 3) float32 in [0, 1], on the CPU."),
+               Output("mask", MASK, "1 - alpha, (1, H, W) (as ComfyUI's LoadImage; zeros if there is no alpha).")]
+
+    def validate(self, path=None, **_):
+        return missing_file(path, "path", "image file")
+
+    def run(self, ctx, path):
+        with blame("path"):
+            image, alpha = load_image(path)
+        mask = 1.0 - alpha if alpha is not None else torch.zeros(image.shape[:3])
+        return image, mask
+
+
+class CollageSaveImage(Node):
+    """Save every image of a batch as PNG (PREFIX_00001.png, ...; never overwriting) with the workflow embedded like
+    ComfyUI does: tEXt chunks 'prompt' (API JSON) and 'workflow' (UI JSON), so the file opens in the editor."""
+
+    display_name = "Save Image (PNG + workflow)"
+    category = CAT
+    output_node = True
+    inputs = [
+        Input("images", IMAGE, description="The images to save (moved to the CPU)."),
+        String("filename_prefix", "neural-collage",
+               description="File name prefix, may include sub-folders (e.g. 'grids/interpolation')."),
+        String(OUTPUT_DIR_INPUT, "output", description="Folder the files go to (the CLI's --out sets it)."),
+    ]
+
+    def run(self, ctx, images, filename_prefix, output_dir):
+        if images.dim() != 4:
+            raise InputError("images", f"expected an IMAGE [B, H, W, C], got shape {tuple(images.shape)}")
+        text = png_text(ctx.prompt_id)
+        saved = []
+        for u8 in image_to_uint8(images):
+            path = next_free_name(output_dir, filename_prefix, ".png")
+            with blame(OUTPUT_DIR_INPUT):
+                save_png(u8 if u8.shape[-1] != 1 else u8[..., 0], path, text)
+            saved.append({"filename": os.path.basename(path), "subfolder": os.path.dirname(
+                os.path.relpath(path, output_dir or ".")), "type": "output", "path": path})
+        return NodeOutput(ui={"images": saved})
+
+
+class CollageImageGrid(Node):
+    """Tile a batch of images row by row into one picture, e.g. the output of Generate with combine = grid (one row
+    per latent, one column per variant of a sweep)."""
+
+    display_name = "Image Grid"
+    category = CAT
+    inputs = [
+        Input("images", IMAGE, description="The batch to tile, in row-major order."),
+        Int("columns", 4, min=1, max=256, description="Images per row (set it to the number of sweep steps)."),
+        Int("padding", 2, min=0, max=64, description="Pixels between cells."),
+        Float("pad_value", 1.0, min=0.0, max=1.0, step=0.05, description="Grey level of the padding (1 = white)."),
+    ]
+    outputs = [Output("image", IMAGE, "One picture (1, H', W', C) on the images' device.")]
+
+    def run(self, ctx, images, columns, padding, pad_value):
+        with blame("images"):
+            return (tile_images(images, columns, padding, pad_value),)
+
+
+class CollageImageBatch(Node):
+    """Join two image batches of the same size into one (image_a first), e.g. a source next to its collage."""
+
+    display_name = "Image Batch"
+    category = CAT
+    inputs = [Input("image_a", IMAGE, description="The first images."),
+              Input("image_b", IMAGE, description="Images of the same height, width and channels, appended after "
+                                                  "image_a (moved to image_a's device).")]
+    outputs = [Output("images", IMAGE, "image_a then image_b.")]
+
+    def run(self, ctx, image_a, image_b):
+        if image_a.dim() != 4 or image_b.dim() != 4 or image_a.shape[1:] != image_b.shape[1:]:
+            raise InputError("image_b", f"shape {tuple(image_b.shape)} does not fit image_a's {tuple(image_a.shape)} "
+                                        f"(batches must share height, width and channels)")
+        return (torch.cat([image_a, image_b.to(image_a.device)], 0),)

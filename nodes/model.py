@@ -1,0 +1,78 @@
+"""Loading a generator: an embedded model by name, or a checkpoint file."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from collage_core import load_generator
+from collage_core.models import embedded_model_path, list_embedded_models
+from collage_engine import Combo, Node, Output, String, file_fingerprint
+
+from .base import CATEGORY, DEVICES, GENERATOR, blame
+
+DTYPES = ["float32", "bfloat16", "float16"]
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``ValueError`` for a device this machine lacks."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"{name!r} chosen but CUDA is not available on this machine (use auto or cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("'mps' chosen but Apple's MPS is not available on this machine (use auto or cpu)")
+    return name
+
+
+def model_file(model: str) -> str | None:
+    """The checkpoint file an input value names (embedded model or path), or None."""
+    found = embedded_model_path(model)
+    if found is not None:
+        return str(found)
+    return model if model and os.path.isfile(model) else None
+
+
+class LoadGenerator(Node):
+    """Load a class-conditional generator: an embedded model by name or a checkpoint file (our .safetensors or the
+    original Chainer .npz snapshot). Everything made from it (latents, class maps, images) lives on its device."""
+
+    display_name = "Load Generator"
+    category = f"{CATEGORY}/model"
+    inputs = [
+        String("model", "emoji-animals",
+               description="An embedded model name (emoji-animals) or the path of a generator checkpoint (.safetensors "
+                           "written by this project, or the original's .npz); relative paths start at the working "
+                           "folder."),
+        Combo("device", DEVICES, default="auto",
+              description="Where the model runs and its results live: auto (CUDA if present, else CPU), cpu, cuda, "
+                          "mps. The CLI's --device overrides it."),
+        Combo("dtype", DTYPES, default="float32",
+              description="Weight precision: float32 (exact), bfloat16 or float16 (faster on GPUs; images are still "
+                          "returned as float32)."),
+    ]
+    outputs = [Output("generator", GENERATOR, "The generator, in eval mode, on the chosen device.")]
+
+    def validate(self, model=None, device=None, **_):
+        errors = []
+        if isinstance(model, str) and model_file(model) is None:
+            names = ", ".join(list_embedded_models()) or "none installed"
+            errors.append(f"input 'model': {model!r} is neither a checkpoint file nor an embedded model "
+                          f"(embedded: {names})")
+        if isinstance(device, str):
+            try:
+                resolve_device(device)
+            except ValueError as e:
+                errors.append(f"input 'device': {e}")
+        return errors
+
+    def fingerprint(self, model=None, **_):
+        path = model_file(model) if isinstance(model, str) else None
+        return file_fingerprint(path) if path else None
+
+    def run(self, ctx, model, device, dtype):
+        with blame("device"):
+            dev = resolve_device(device)
+        with blame("model"):
+            return (load_generator(model, device=dev, dtype=dtype),)

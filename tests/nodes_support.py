@@ -1,0 +1,90 @@
+"""Shared helpers of the node-pack tests: the tiny random generator fixture and workflow helpers.
+
+``tests/fixtures/tiny_generator.safetensors`` stands in for the embedded ``emoji-animals`` model (same layout
+``resnet_64``, same 21 class names) until that model exists; it was written by :func:`make_tiny_generator`
+(``python tests/nodes_support.py`` rewrites it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY = FIXTURES / "tiny_generator.safetensors"
+WORKFLOWS = ROOT / "workflows"
+CLASS_NAMES = ["dog", "cat", "tiger", "lion", "fox", "wolf", "bear", "polar_bear", "panda", "koala", "monkey", "cow",
+               "pig", "mouse", "hamster", "rabbit", "horse", "unicorn", "frog", "raccoon", "dragon"]
+
+
+def make_tiny_generator(path: Path = TINY, seed: int = 0) -> Path:
+    """A random ``resnet_64`` generator with ch=2 and the embedded model's 21 classes; the per-class sCBN scales and
+    shifts are random too, so that classes (and class maps) change the picture."""
+    from collage_core import Generator, GeneratorConfig, save_generator
+
+    torch.manual_seed(seed)
+    G = Generator(GeneratorConfig.from_layout("resnet_64", ch=2, n_classes=21), class_names=CLASS_NAMES)
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if name.endswith("gammas.W"):
+                p.copy_(1.0 + 0.5 * torch.randn_like(p))
+            elif name.endswith("betas.W"):
+                p.copy_(0.5 * torch.randn_like(p))
+    return save_generator(G, path, provenance={"source": "tests/nodes_support.py", "note": "random weights"})
+
+
+def api(name: str) -> dict:
+    """A workflow of workflows/ in API format."""
+    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+
+
+def use_tiny(api: dict, out_dir: Path | None = None) -> dict:
+    """Point every LoadGenerator at the tiny generator (and every saver at ``out_dir``)."""
+    for node in api.values():
+        if node["class_type"] == "LoadGenerator":
+            node["inputs"]["model"] = str(TINY)
+            node["inputs"]["device"] = "cpu"
+        if out_dir is not None and "output_dir" in node["inputs"]:
+            node["inputs"]["output_dir"] = str(out_dir)
+    return api
+
+
+if __name__ == "__main__":
+    print(make_tiny_generator())
+
+
+_G = {}
+
+
+def tiny_generator(dtype: str = "float32"):
+    """The tiny generator, loaded once per dtype (eval mode, CPU)."""
+    from collage_core import load_generator
+
+    if dtype not in _G:
+        _G[dtype] = load_generator(TINY, dtype=dtype)
+    return _G[dtype]
+
+
+def ctx(node_id: str = "1", class_type: str = "Test", prompt_id: str = "test"):
+    import threading
+
+    from collage_engine import Context
+
+    return Context(node_id, class_type, prompt_id, None, threading.Event())
+
+
+def call(class_type: str, **inputs):
+    """Run one node of the pack directly (declared defaults fill missing inputs); return its output tuple."""
+    import collage_nodes
+    from collage_engine import MISSING
+
+    cls = collage_nodes.registry()[class_type]
+    kw = {i.name: (inputs[i.name] if i.name in inputs else (None if i.default is MISSING else i.default))
+          for i in cls.inputs}
+    unknown = set(inputs) - set(kw)
+    assert not unknown, f"{class_type} has no inputs {unknown}"
+    out = cls().run(ctx(class_type=class_type), **kw)
+    return tuple(out) if isinstance(out, tuple) else (out,)
