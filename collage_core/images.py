@@ -79,7 +79,7 @@ def save_png(image: np.ndarray, path: str | Path, text: dict[str, str] | None = 
 
 # ------------------------------------------------------------------------- ComfyUI IMAGE tensors [B, H, W, C]
 # ComfyUI's IMAGE is a float32 tensor (B, H, W, C) in [0, 1]. These helpers convert to and from it, read picture
-# files into it, and tile a batch into one picture; they never move tensors between devices (except image_to_uint8, which returns numpy).
+# files into it, and tile a batch into one picture; only image_to_uint8 moves data (to numpy on the CPU).
 
 
 def to_image(x: torch.Tensor) -> torch.Tensor:
