@@ -225,8 +225,6 @@ class Generator(nn.Module):
         head, point b the output of block b+1), each None or ``(N, H_b, W_b, S+1)`` weights over
         [zs[0], ..., zs[S-1], generated stream], or a dict {point: weights}. Batch-1 inputs broadcast to N.
         """
-        cfg = self.config
-        dev, dt = self.device, self.dtype
         if zs is None:
             if z is None:
                 raise ValueError("give z (N, dim_z) or zs (a list of latents)")

@@ -33,14 +33,18 @@ class Context:
     ``ctx.progress(done, total)`` reports progress (and checks for cancellation), ``ctx.check_cancelled()`` raises
     :class:`Interrupted` once the embedder called ``engine.interrupt()``, ``ctx.iterate(xs)`` does both around a
     loop, ``ctx.generator(seed)`` gives a seeded ``torch.Generator``. ``ctx.node_id`` and ``ctx.class_type`` name
-    the node being run.
+    the node being run; ``ctx.prompt`` is the whole workflow being run (API format) and ``ctx.extra`` what the
+    embedder passed to ``Engine.run(..., extra=...)`` (e.g. ``{"workflow": <UI JSON>}``), like ComfyUI's hidden
+    ``PROMPT`` / ``EXTRA_PNGINFO`` inputs, so savers can embed the workflow in their files.
     """
 
-    __slots__ = ("node_id", "class_type", "prompt_id", "_emit", "_cancel")
+    __slots__ = ("node_id", "class_type", "prompt_id", "prompt", "extra", "_emit", "_cancel")
 
     def __init__(self, node_id: str, class_type: str, prompt_id: str,
-                 emit: Callable[[str, dict], None] | None, cancel: threading.Event) -> None:
+                 emit: Callable[[str, dict], None] | None, cancel: threading.Event,
+                 prompt: dict | None = None, extra: dict | None = None) -> None:
         self.node_id, self.class_type, self.prompt_id = node_id, class_type, prompt_id
+        self.prompt, self.extra = prompt, extra if extra is not None else {}
         self._emit, self._cancel = emit, cancel
 
     def check_cancelled(self) -> None:

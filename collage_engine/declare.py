@@ -235,8 +235,9 @@ class Node:
         """
         return None
 
-    def validate(self, **inputs: Any) -> str | list[str] | None:
-        """Custom checks on the constant inputs, run before execution; return error strings (or None)."""
+    def validate(self, **inputs: Any) -> str | list[str | tuple[str, str]] | None:
+        """Custom checks on the constant inputs, run before execution; return error strings, or
+        ``(input_name, message)`` pairs to name the input (or None)."""
         return None
 
     @classmethod

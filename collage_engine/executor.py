@@ -25,7 +25,7 @@ from .context import Context, Interrupted
 from .declare import MISSING, Node, NodeOutput
 from .registry import NodeRegistry
 from .validate import PlannedNode, Validation, ValidationError, safe_repr, validate
-from .workflow import WorkflowError, coerce_workflow
+from .workflow import WorkflowError, coerce_workflow, is_ui_format
 
 __all__ = ["Engine", "RunResult", "ExecutionFailed", "Listener"]
 
@@ -151,18 +151,24 @@ class Engine:
             return v
         return validate(prompt, self.registry, targets)
 
-    def run(self, workflow: Any, targets: Iterable[Any] | None = None, *, prompt_id: str | None = None) -> RunResult:
+    def run(self, workflow: Any, targets: Iterable[Any] | None = None, *, prompt_id: str | None = None,
+            extra: dict | None = None) -> RunResult:
         """Validate and run a workflow; never raises for bad workflows or failing nodes (see :class:`RunResult`).
 
-        ``targets`` (node ids or graph references) replaces the default of running every output node.
+        ``targets`` (node ids or graph references) replaces the default of running every output node. ``extra``
+        is handed to every node as ``ctx.extra`` (ComfyUI's ``extra_pnginfo``, e.g. ``{"workflow": ui_json}``);
+        when it has no ``"workflow"`` and the workflow given is in UI format, that is added.
         """
         prompt_id = prompt_id or uuid.uuid4().hex
+        extra = dict(extra or {})
+        if "workflow" not in extra and isinstance(workflow, dict) and is_ui_format(workflow):
+            extra["workflow"] = workflow
         with self._lock:
             self._cancel.clear()
             v = self.validate(workflow, targets)
             if not v.ok:
                 return RunResult(prompt_id, "invalid", errors=v.to_dict())
-            return self._execute(v, prompt_id)
+            return self._execute(v, prompt_id, extra)
 
     def cache_keys(self, v: Validation) -> tuple[dict[str, str], set[str]]:
         """Cache key of every planned node, and the set of volatile ones (``always_run`` or downstream of one)."""
@@ -202,7 +208,7 @@ class Engine:
                 return _VOLATILE
         return [files, fp] if files else fp
 
-    def _execute(self, v: Validation, prompt_id: str) -> RunResult:
+    def _execute(self, v: Validation, prompt_id: str, extra: dict) -> RunResult:
         res = RunResult(prompt_id, "success")
         emit = self.emit if self.listeners else None
         cache, nodes, targets = self.cache, v.nodes, set(v.targets)
@@ -252,7 +258,7 @@ class Engine:
                     if emit:
                         emit("executing", {"node": nid, "display_node": nid, "prompt_id": prompt_id})
                     t0 = time.perf_counter()
-                    outputs, ui = self._run_node(node, values, prompt_id, emit)
+                    outputs, ui = self._run_node(node, values, prompt_id, emit, v.prompt, extra)
                     res.timings[nid] = time.perf_counter() - t0
                     res.executed.append(nid)
                     if self._cancel.is_set():  # the node swallowed Interrupted
@@ -293,6 +299,8 @@ class Engine:
             res.error = {"node_id": current, "node_type": node.cls.name, "exception_type": type(e).__name__,
                          "exception_message": str(e), "traceback": traceback.format_exception(e),
                          "executed": list(res.executed)}
+            if isinstance(getattr(e, "input_name", None), str):  # errors that know which input was wrong
+                res.error["input_name"] = e.input_name
             log.error("node %s (%s) failed: %s: %s", current, node.cls.name, type(e).__name__, e)
             if emit:
                 emit("execution_error", {"prompt_id": prompt_id, **res.error,
@@ -305,8 +313,8 @@ class Engine:
                 emit("executing", {"node": None, "prompt_id": prompt_id})
         return res
 
-    def _run_node(self, node: PlannedNode, values: dict[str, tuple], prompt_id: str,
-                  emit: Listener | None) -> tuple[tuple, dict | None]:
+    def _run_node(self, node: PlannedNode, values: dict[str, tuple], prompt_id: str, emit: Listener | None,
+                  prompt: dict | None, extra: dict) -> tuple[tuple, dict | None]:
         cls = node.cls
         kwargs: dict[str, Any] = {}
         for inp in cls.inputs:
@@ -318,7 +326,7 @@ class Engine:
                 kwargs[name] = node.consts[name]
             else:
                 kwargs[name] = None if inp.default is MISSING else inp.default
-        ctx = Context(node.id, cls.name, prompt_id, emit, self._cancel)
+        ctx = Context(node.id, cls.name, prompt_id, emit, self._cancel, prompt, extra)
         result = self.instance(cls).run(ctx, **kwargs)
         ui = getattr(result, "ui", None) if isinstance(result, NodeOutput) else None
         n_out = len(cls.outputs)

@@ -80,6 +80,7 @@ class Validation:
     targets: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
     graph: nx.DiGraph = field(default_factory=nx.DiGraph)
+    prompt: dict | None = None  # the API-format workflow that was checked
 
     @property
     def ok(self) -> bool:
@@ -277,12 +278,15 @@ def _run_custom_validate(node: PlannedNode, col: _Collector) -> None:
     if result is False:
         result = ["custom validation failed"]
     for msg in [result] if isinstance(result, str) else list(result):
-        col.add(node.id, cls.name, "custom_validation_failed", str(msg))
+        if isinstance(msg, tuple) and len(msg) == 2:  # (input_name, message)
+            col.add(node.id, cls.name, "custom_validation_failed", str(msg[1]), input_name=str(msg[0]))
+        else:
+            col.add(node.id, cls.name, "custom_validation_failed", str(msg))
 
 
 def validate(prompt: Any, registry: NodeRegistry, targets: Iterable[Any] | None = None) -> Validation:
     """Check an API-format workflow; collect every error. ``targets`` default to all output nodes."""
-    v = Validation()
+    v = Validation(prompt=prompt if isinstance(prompt, dict) else None)
     col = _Collector()
     if not isinstance(prompt, dict):
         v.error = _top("invalid_prompt", "Workflow must be a JSON object of nodes",

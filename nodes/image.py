@@ -52,7 +52,7 @@ class CollageSaveImage(Node):
     def run(self, ctx, images, filename_prefix, output_dir):
         if images.dim() != 4:
             raise InputError("images", f"expected an IMAGE [B, H, W, C], got shape {tuple(images.shape)}")
-        text = png_text(ctx.prompt_id)
+        text = png_text(ctx)
         saved = []
         for u8 in image_to_uint8(images):
             path = next_free_name(output_dir, filename_prefix, ".png")

@@ -1,72 +1,43 @@
-"""Running workflows of the node pack: an engine that lets savers embed the workflow, and ``--set`` overrides.
+"""Running workflows of the node pack: the PNG text of the workflow being run, and ``--set`` overrides.
 
-:class:`CollageEngine` is :class:`collage_engine.Engine` plus one thing ComfyUI gives its savers through hidden inputs
-(``PROMPT``, ``EXTRA_PNGINFO``): the workflow being run, so that saved PNGs carry it (tEXt ``prompt`` = API JSON,
-``workflow`` = UI JSON). Savers read it with :func:`png_text` by the run's ``prompt_id``.
+Savers embed the workflow (tEXt ``prompt`` = API JSON, ``workflow`` = UI JSON) from ``ctx.prompt`` / ``ctx.extra``
+with :func:`png_text`, as ComfyUI's savers do from their hidden ``PROMPT`` / ``EXTRA_PNGINFO`` inputs.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import threading
-import uuid
 from typing import Any, Iterable
 
-from collage_engine import Engine, RunResult, api_to_ui, is_ui_format, load_workflow
-from collage_engine.workflow import WorkflowError
+from collage_engine import Engine, RunResult, api_to_ui
 
 __all__ = ["CollageEngine", "png_text", "parse_set", "apply_set", "set_everywhere", "OverrideError"]
 
-_RUNS: dict[str, dict[str, Any]] = {}
-_LOCK = threading.Lock()
+def png_text(ctx) -> dict[str, str]:
+    """The ``{"prompt": API JSON, "workflow": UI JSON}`` text chunks for the run a node is part of.
 
+    The UI JSON is what the embedder passed as ``extra["workflow"]`` (ComfyUI's ``extra_pnginfo``), else one
+    generated from the API workflow with :func:`collage_engine.api_to_ui`. Empty when the run has no workflow.
+    """
+    if not ctx.prompt:
+        return {}
+    from . import registry
 
-def png_text(prompt_id: str) -> dict[str, str]:
-    """The ``{"prompt": API JSON, "workflow": UI JSON}`` text chunks of the run ``prompt_id`` (empty if unknown)."""
-    with _LOCK:
-        run = _RUNS.get(prompt_id)
-        if run is None:
-            return {}
-        if "text" not in run:
-            ui = run["ui"] if run["ui"] is not None else api_to_ui(run["api"], run["registry"])
-            run["text"] = {"prompt": json.dumps(run["api"]), "workflow": json.dumps(ui)}
-        return dict(run["text"])
+    ui = ctx.extra.get("workflow") if ctx.extra else None
+    if ui is None:
+        ui = api_to_ui(ctx.prompt, registry())
+    return {"prompt": json.dumps(ctx.prompt), "workflow": json.dumps(ui)}
 
 
 class CollageEngine(Engine):
-    """An :class:`~collage_engine.Engine` whose runs make their workflow available to savers (see :func:`png_text`).
-
-    ``run(workflow, ui=...)``: ``ui`` is the editor (UI-format) JSON to embed; by default the workflow itself if it
-    is in UI format, else one generated from the API format with :func:`collage_engine.api_to_ui`.
-    """
+    """An :class:`~collage_engine.Engine` that also accepts ``ui=`` (the editor JSON to embed in saved PNGs)."""
 
     def run(self, workflow: Any, targets: Iterable[Any] | None = None, *, prompt_id: str | None = None,
-            ui: dict | None = None) -> RunResult:
-        prompt_id = prompt_id or uuid.uuid4().hex
-        if isinstance(workflow, (str, bytes, os.PathLike)) and not (isinstance(workflow, str)
-                                                                     and workflow.lstrip().startswith("{")):
-            try:
-                with open(workflow, encoding="utf-8") as f:
-                    workflow = json.load(f)
-            except (OSError, ValueError, RecursionError):
-                return super().run(workflow, targets, prompt_id=prompt_id)  # the engine reports it
-        if ui is None and is_ui_format(workflow):
-            ui = workflow
-        if hasattr(workflow, "to_api"):
-            api = workflow.to_api(self.registry)
-        else:
-            try:
-                api = load_workflow(workflow, self.registry)[0]
-            except WorkflowError:
-                return super().run(workflow, targets, prompt_id=prompt_id)
-        with _LOCK:
-            _RUNS[prompt_id] = {"api": api, "ui": ui, "registry": self.registry}
-        try:
-            return super().run(api, targets, prompt_id=prompt_id)
-        finally:
-            with _LOCK:
-                _RUNS.pop(prompt_id, None)
+            ui: dict | None = None, extra: dict | None = None) -> RunResult:
+        extra = dict(extra or {})
+        if ui is not None:
+            extra["workflow"] = ui
+        return super().run(workflow, targets, prompt_id=prompt_id, extra=extra)
 
 
 # ------------------------------------------------------------------------------------------------ overrides
