@@ -83,7 +83,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
     ap.add_argument("--repeats", type=int, default=7, help="runs of OpenCV and ours (median)")
     ap.add_argument("--ref-repeats", type=int, default=3, help="runs of the scipy reference at sizes <= 1024")
+    ap.add_argument("--threads", type=int, default=None, help="cv2.setNumThreads (default: OpenCV's own)")
     args = ap.parse_args()
+    if args.threads is not None:
+        cv2.setNumThreads(args.threads)
 
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
           f"numpy {np.__version__}, opencv {cv2.__version__}, cv2 threads {cv2.getNumThreads()}")
