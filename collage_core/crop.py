@@ -30,6 +30,42 @@ class Box:
         return self.x1 - self.x0
 
 
+@dataclass(frozen=True)
+class CropInfo:
+    """Where a model-resolution crop came from: the square ``box`` of a ``photo_size`` (height, width) photo."""
+
+    box: Box
+    photo_size: tuple[int, int]
+    resolution: int
+
+
+def crop_photo(photo: np.ndarray, resolution: int, mask: np.ndarray | None = None, margin: float = 0.25
+               ) -> tuple[np.ndarray, np.ndarray, CropInfo]:
+    """Crop a uint8 ``(H, W, 3)`` photo for editing at ``resolution``.
+
+    With a mask (H, W): its bounding box grown by ``margin``; without: the largest centred square. Returns the
+    crop (r, r, 3) uint8, the mask cropped the same way (r, r) float32 (ones without a mask) and a
+    :class:`CropInfo` for :func:`paste_back`.
+    """
+    h, w = photo.shape[:2]
+    if mask is not None:
+        m = _mask01(mask)
+        if m.shape != (h, w):
+            raise ValueError(f"the mask is {m.shape[1]}x{m.shape[0]} but the photo is {w}x{h}")
+        box = square_box((h, w), mask_bbox(m), margin)
+    else:
+        side = min(h, w)
+        box = Box((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+        m = None
+    crop = crop_to_model(photo, box, resolution)
+    if m is None:
+        mcrop = np.ones((resolution, resolution), np.float32)
+    else:
+        mcrop = crop_to_model((m * 255).astype(np.uint8)[..., None].repeat(3, -1), box, resolution)[..., 0]
+        mcrop = mcrop.astype(np.float32) / 255.0
+    return crop, mcrop, CropInfo(box, (h, w), resolution)
+
+
 def mask_bbox(mask: np.ndarray, threshold: float = 0.0) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the pixels with ``mask > threshold``; ValueError for an empty mask."""
     ys, xs = np.nonzero(np.asarray(mask) > threshold)
@@ -74,8 +110,8 @@ def crop_to_model(image: np.ndarray, box: Box, resolution: int) -> np.ndarray:
     return cv2.resize(patch, (resolution, resolution), interpolation=interp)
 
 
-def paste_back(photo: np.ndarray, edited: np.ndarray, box: Box, mask: np.ndarray, method: str = "poisson",
-               feather: float = 0.0) -> np.ndarray:
+def paste_back(photo: np.ndarray, edited: np.ndarray, box: Box | CropInfo, mask: np.ndarray,
+               method: str = "poisson", feather: float = 0.0) -> np.ndarray:
     """Composite ``edited`` (uint8 ``(r, r, 3)`` at model resolution) into ``photo`` at ``box`` inside ``mask``.
 
     ``mask`` is the full-photo mask ``(H, W)`` in [0, 1] (or bool/uint8). ``method``: ``"poisson"`` (seamless,
@@ -84,6 +120,11 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, box: Box, mask: np.ndarray
     """
     from .poisson import poisson_composite
 
+    if isinstance(box, CropInfo):
+        if tuple(photo.shape[:2]) != box.photo_size:
+            raise ValueError(f"the photo is {photo.shape[1]}x{photo.shape[0]} but the crop was taken from a "
+                             f"{box.photo_size[1]}x{box.photo_size[0]} photo")
+        box = box.box
     h, w = photo.shape[:2]
     m = _mask01(mask)
     if m.shape != (h, w):

@@ -7,7 +7,7 @@ from collage_core.collage import (layer_range_sweep, new_class_map, paint_class,
                                    sweep_layer_ranges, sweep_strengths)
 from collage_engine import Combo, Float, Input, Int, Node, Output, String
 
-from .base import CATEGORY, CLASS_MAP, CLASS_SPEC, GENERATOR, MASK, blame
+from .base import CATEGORY, CLASS_MAP, CLASS_SPEC, GENERATOR, MASK, InputError, blame
 
 CAT = f"{CATEGORY}/class"
 MAX_LAYER = 15
@@ -48,10 +48,16 @@ class ClassMap(Node):
             description="First sCBN layer the map applies to (0 = the first block's first BN; two layers per block)."),
         Int("layer_end", -1, min=-1, max=MAX_LAYER,
             description="Last sCBN layer the map applies to, inclusive (-1 = the last layer)."),
+        Input("base", CLASS_SPEC, optional=True,
+              description="If connected (e.g. the class Project Image found), it replaces base_class."),
     ]
     outputs = [Output("class_map", CLASS_MAP, "A one-class map at the model's resolution, on its device.")]
 
-    def run(self, ctx, generator, base_class, layer_start, layer_end):
+    def run(self, ctx, generator, base_class, layer_start, layer_end, base=None):
+        if base is not None:
+            if base.variants != 1:
+                raise InputError("base", f"expected one class, got {base.variants}")
+            base_class = base.ids[0]
         with blame("base_class", "layer_start", "layer_end"):
             return (new_class_map(generator, base_class, layer_start, layer_end),)
 

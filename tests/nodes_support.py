@@ -15,6 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = FIXTURES / "tiny_generator.safetensors"
+TINY_D = FIXTURES / "tiny_discriminator.safetensors"
 WORKFLOWS = ROOT / "workflows"
 CLASS_NAMES = ["dog", "cat", "tiger", "lion", "fox", "wolf", "bear", "polar_bear", "panda", "koala", "monkey", "cow",
                "pig", "mouse", "hamster", "rabbit", "horse", "unicorn", "frog", "raccoon", "dragon"]
@@ -36,24 +37,36 @@ def make_tiny_generator(path: Path = TINY, seed: int = 0) -> Path:
     return save_generator(G, path, provenance={"source": "tests/nodes_support.py", "note": "random weights"})
 
 
+def make_tiny_discriminator(path: Path = TINY_D, seed: int = 0) -> Path:
+    """A random ``snresnet_64`` discriminator with ch=2 and 21 classes, for the real-image nodes."""
+    from collage_core import Discriminator, DiscriminatorConfig, save_discriminator
+
+    torch.manual_seed(seed)
+    D = Discriminator(DiscriminatorConfig.from_layout("snresnet_64", ch=2, n_classes=21))
+    return save_discriminator(D, path, provenance={"source": "tests/nodes_support.py", "note": "random weights"})
+
+
 def api(name: str) -> dict:
     """A workflow of workflows/ in API format."""
     return json.loads((WORKFLOWS / f"{name}.json").read_text())
 
 
 def use_tiny(api: dict, out_dir: Path | None = None) -> dict:
-    """Point every LoadGenerator at the tiny generator (and every saver at ``out_dir``)."""
+    """Point every LoadGenerator / LoadDiscriminator at the tiny models (and every saver at ``out_dir``)."""
     for node in api.values():
-        if node["class_type"] == "LoadGenerator":
-            node["inputs"]["model"] = str(TINY)
+        if node["class_type"] in ("LoadGenerator", "LoadDiscriminator"):
+            node["inputs"]["model"] = str(TINY if node["class_type"] == "LoadGenerator" else TINY_D)
             node["inputs"]["device"] = "cpu"
+        if node["class_type"] == "ProjectImage":  # a few steps are enough to exercise the path
+            node["inputs"]["steps"] = min(node["inputs"]["steps"], 3)
+            node["inputs"]["restarts"] = min(node["inputs"]["restarts"], 2)
         if out_dir is not None and "output_dir" in node["inputs"]:
             node["inputs"]["output_dir"] = str(out_dir)
     return api
 
 
 if __name__ == "__main__":
-    print(make_tiny_generator())
+    print(make_tiny_generator(), make_tiny_discriminator())
 
 
 _G = {}

@@ -17,7 +17,7 @@ from nodes_support import TINY, WORKFLOWS, api, use_tiny
 
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
 EXPECTED = {"class_collage", "class_interpolation_grid", "feature_transplant", "layer_ablation_grid",
-            "class_and_feature_grid"}
+            "class_and_feature_grid", "real_image_edit", "photo_edit"}
 REG = collage_nodes.registry()
 
 
