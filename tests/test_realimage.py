@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import collage_nodes
-from collage_core.crop import Box, crop_photo, crop_to_model, mask_bbox, paste_back, square_box
+from collage_core.crop import crop_photo, crop_to_model, mask_bbox, paste_back, square_box
 from collage_engine import Graph
 from nodes_support import ROOT, TINY, TINY_D
 
