@@ -789,7 +789,8 @@ def _pcg32(fine: _Level, mg: _Multigrid, r: np.ndarray, rtol: float, max_iter: i
 
 
 def _solve(omega: np.ndarray, deg: np.ndarray, r0: np.ndarray, tol: float, max_iter: int) -> np.ndarray:
-    """Solve ``A e = r0`` on ``Omega`` (``r0``: ``h x w x C``, zero outside ``Omega``); returns float64 ``e``.
+    """Solve ``A e = r0`` on ``Omega`` (``r0``: ``h x w x C``, zero outside ``Omega``); ``e`` has ``r0``'s dtype
+    (float64 on the dense path for at most ``_DIRECT_MAX`` unknowns).
 
     Iterative refinement: the residual is computed in float64, the correction equation in float32 by
     multigrid-preconditioned CG, until ``||r0 - A e|| <= tol ||r0||``.
