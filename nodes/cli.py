@@ -101,6 +101,36 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="measure a generator's quality with a classifier trained on the real images",
+                       description="Class accuracy of samples, sCBN translation, locality, diversity and a Fréchet "
+                                   "distance, judged by a small classifier trained on DATA's training images "
+                                   "(its accuracy on the held-out OpenMoji style is reported too).")
+    p.add_argument("model", help="embedded model name or generator checkpoint")
+    p.add_argument("--data", required=True, help="prepared dataset folder (train/ and test_openmoji/)")
+    p.add_argument("--out", help="folder for report.json, report.md and samples_per_class.png")
+    p.add_argument("--samples-per-class", type=int, default=50)
+    p.add_argument("--classifier-steps", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from collage_core import load_generator
+    from collage_core.training.evaluate import evaluate
+
+    if not Path(args.data).is_dir():
+        raise UserError(f"--data {args.data}: no such folder")
+    G = load_generator(args.model, device=args.device)
+    report = evaluate(G, args.data, args.out, samples_per_class=args.samples_per_class,
+                      classifier_steps=args.classifier_steps, seed=args.seed)
+    print(report.markdown())
+    if args.out:
+        print(f"\nwrote {args.out}/report.json, report.md, samples_per_class.png")
+    return 0
+
+
 def _add_data(sub: argparse._SubParsersAction) -> None:
     from collage_core.training import emoji_data
 
@@ -292,7 +322,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [_add_run, _add_validate, _add_nodes, _add_data, _add_train, _add_export]
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from .serve import add_parser
+
+    add_parser(sub)
+
+
+_COMMANDS = [_add_run, _add_validate, _add_nodes, _add_data, _add_train, _add_export, _add_eval, _add_serve]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
