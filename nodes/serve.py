@@ -1,0 +1,222 @@
+"""``neural-collage serve``: the official ComfyUI editor over the node pack, without installing ComfyUI.
+
+The editor is the ``comfyui-frontend-package`` wheel (GPL-3.0, an optional dependency: ``pip install
+"neural-collage[serve]"``); :class:`collage_engine.server.PromptServer` answers the API it talks to. This module
+only adds what is specific to the pack: savers write to the server's output folder, ``--model`` stands in for the
+default embedded model, ``--device`` sets every Load Generator's device, relative file inputs are looked up in the
+server's input folder (where the editor uploads), and the saved workflows of ``workflows/ui`` are offered in the
+editor's workflow browser.
+
+    neural-collage serve [--port 8188] [--host 127.0.0.1] [--dir .] [--model PATH] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: the editor version this server is tested with (the ``[serve]`` extra pins it)
+FRONTEND_VERSION = "1.49.6"
+#: the model that saved workflows name; ``--model`` replaces it
+DEFAULT_MODEL = "emoji-animals"
+#: where the repository's editor-format workflows are (present in a source checkout / editable install)
+EXAMPLES = Path(__file__).resolve().parent.parent / "workflows" / "ui"
+EXAMPLES_FOLDER = "workflows/neural-collage"
+
+__all__ = ["add_parser", "make_server", "prepare_prompt", "frontend_root", "frontend_version", "FRONTEND_VERSION"]
+
+
+def frontend_root() -> str | None:
+    """The static folder of the installed ``comfyui-frontend-package``, or None."""
+    try:
+        import comfyui_frontend_package  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    root = Path(comfyui_frontend_package.__file__).resolve().parent / "static"
+    return str(root) if (root / "index.html").is_file() else None
+
+
+def frontend_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("comfyui-frontend-package")
+    except PackageNotFoundError:
+        return None
+
+
+def prepare_prompt(prompt: dict, server: Any, model: str | None = None, device: str | None = None) -> dict:
+    """Rewrite a queued API prompt for the server: every ``output_dir`` input -> the server's output folder
+    (savers never write elsewhere), ``model == emoji-animals`` -> ``model`` (when given), every Load Generator's
+    device -> ``device`` (when given), and relative file inputs that name a file of the input folder -> that file."""
+    from collage_engine.server import PathRefused, safe_join
+
+    from .base import OUTPUT_DIR_INPUT
+
+    reg = server.registry
+    for node in prompt.values():
+        if not isinstance(node, dict) or not isinstance(node.get("inputs"), dict):
+            continue
+        cls = reg.get(node.get("class_type"))
+        if cls is None:
+            continue
+        inputs = node["inputs"]
+        if OUTPUT_DIR_INPUT in cls.input_map:
+            inputs[OUTPUT_DIR_INPUT] = server.output_dir
+        if cls.name in ("LoadGenerator", "LoadDiscriminator"):
+            if model and cls.name == "LoadGenerator" and inputs.get("model") == DEFAULT_MODEL:
+                inputs["model"] = model
+            if device and "device" in cls.input_map:
+                inputs["device"] = device
+        for inp in cls.inputs:
+            value = inputs.get(inp.name)
+            if inp.file and isinstance(value, str) and value and not os.path.isabs(value) \
+                    and not os.path.exists(value):
+                try:
+                    candidate = safe_join(server.input_dir, value)
+                except PathRefused:
+                    continue
+                if os.path.isfile(candidate):
+                    inputs[inp.name] = candidate
+    return prompt
+
+
+def _system_info() -> dict:
+    import platform
+
+    import torch
+
+    devices = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            devices.append({"name": f"cuda:{i} {torch.cuda.get_device_name(i)}", "type": "cuda", "index": i,
+                            "vram_total": total, "vram_free": free, "torch_vram_total": total,
+                            "torch_vram_free": free})
+    devices.append({"name": f"cpu ({platform.processor() or platform.machine()})", "type": "cpu", "index": None,
+                    "vram_total": 0, "vram_free": 0, "torch_vram_total": 0, "torch_vram_free": 0})
+    return {"system": {"pytorch_version": torch.__version__}, "devices": devices}
+
+
+def seed_examples(server: Any, examples: Path = EXAMPLES) -> list[str]:
+    """Copy the saved editor workflows into the user's workflow folder (never over an existing file)."""
+    if not examples.is_dir():
+        return []
+    dest = Path(server.user_root()) / EXAMPLES_FOLDER
+    copied = []
+    for src in sorted(examples.glob("*.json")):
+        target = dest / src.name
+        if not target.exists():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+            copied.append(str(target))
+    return copied
+
+
+def make_server(base_dir: str = ".", *, model: str | None = None, device: str | None = None,
+                web_root: str | None = None, output_dir: str | None = None, input_dir: str | None = None,
+                user_dir: str | None = None, max_upload_bytes: int = 50 << 20, max_history: int = 200,
+                max_queue: int = 1000, examples: bool = True, engine_kwargs: dict | None = None):
+    """A :class:`~collage_engine.server.PromptServer` over :func:`collage_nodes.engine` (needs aiohttp)."""
+    import collage_nodes
+    from collage_engine.server import PromptServer
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("neural-collage")
+    except PackageNotFoundError:
+        ours = "0.0.0"
+    server = PromptServer(lambda: collage_nodes.engine(**(engine_kwargs or {})),
+                          web_root=web_root if web_root is not None else frontend_root(), base_dir=base_dir,
+                          output_dir=output_dir, input_dir=input_dir, user_dir=user_dir,
+                          prepare_prompt=lambda p, s: prepare_prompt(p, s, model, device),
+                          system_info=_system_info, max_upload_bytes=max_upload_bytes, max_queue=max_queue,
+                          max_history=max_history, name="neural-collage", version=ours,
+                          templates={"neural-collage": str(EXAMPLES)} if examples and EXAMPLES.is_dir() else None)
+    if examples:
+        seed_examples(server)
+    return server
+
+
+# ------------------------------------------------------------------------------------------------ command line
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="serve the ComfyUI graph editor over the node pack (needs the [serve] extra)",
+        description="Serve the official ComfyUI editor (comfyui-frontend-package) and a ComfyUI-compatible API over "
+                    "this node pack: open the printed address, load a workflow (the examples are under "
+                    f"Workflows > {EXAMPLES_FOLDER.split('/')[-1]}), queue it and see the result. Files live under "
+                    "DIR: output/ (saved images), input/ (uploads), temp/, user/ (settings, saved workflows).")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; anything else exposes an "
+                        "unauthenticated server that runs workflows and writes files to your network)")
+    p.add_argument("--port", type=int, default=8188, help="port (default 8188)")
+    p.add_argument("--dir", default=".", metavar="DIR", help="folder for output/, input/, temp/ and user/ "
+                                                              "(default: the working folder)")
+    p.add_argument("--output-dir", help="folder savers write to (default DIR/output)")
+    p.add_argument("--input-dir", help="folder uploads go to (default DIR/input)")
+    p.add_argument("--user-dir", help="folder of settings and saved workflows (default DIR/user)")
+    p.add_argument("--model", metavar="NAME_OR_PATH",
+                   help=f"generator used wherever a workflow names the default model {DEFAULT_MODEL!r} (e.g. a "
+                        "checkpoint of your own while the embedded model is not installed)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="device of every Load Generator")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload or request body (default 50)")
+    p.add_argument("--max-history", type=int, default=200, help="finished prompts kept in the history (default 200)")
+    p.add_argument("--web-root", help="serve this folder as the editor instead of the installed frontend package")
+    p.add_argument("--no-examples", action="store_true",
+                   help=f"do not copy workflows/ui/*.json into the user's {EXAMPLES_FOLDER}")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .cli import UserError
+
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise UserError('serve needs aiohttp and the editor: pip install "neural-collage[serve]"') from None
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: not a port number")
+    if args.max_upload_mb <= 0 or args.max_history < 1:
+        raise UserError("--max-upload-mb and --max-history must be positive")
+    web_root = args.web_root
+    if web_root is not None and not os.path.isfile(os.path.join(web_root, "index.html")):
+        raise UserError(f"--web-root {web_root}: no index.html there")
+    if web_root is None:
+        web_root = frontend_root()
+        installed = frontend_version()
+        if web_root is None:
+            print('warning: the editor is not installed (pip install "neural-collage[serve]"); serving the API only')
+        elif installed != FRONTEND_VERSION:
+            print(f"warning: comfyui-frontend-package {installed} is installed; this server is tested with "
+                  f"{FRONTEND_VERSION}")
+    if args.model and not (os.path.isfile(args.model) or _embedded(args.model)):
+        raise UserError(f"--model {args.model}: neither a checkpoint file nor an embedded model")
+    if not args.model and not _embedded(DEFAULT_MODEL):
+        print(f"note: the embedded model {DEFAULT_MODEL!r} is not installed; the saved workflows need "
+              "--model PATH (a generator checkpoint) or another model in their Load Generator node")
+    server = make_server(args.dir, model=os.path.abspath(args.model) if args.model and os.path.isfile(args.model)
+                         else args.model, device=args.device, web_root=web_root or "",
+                         output_dir=args.output_dir, input_dir=args.input_dir, user_dir=args.user_dir,
+                         max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_history=args.max_history,
+                         examples=not args.no_examples)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}: anyone who can reach it can run workflows and write files")
+    print(f"output: {server.output_dir}\ninput:  {server.input_dir}\nuser:   {server.user_dir}")
+    try:
+        server.run(args.host, args.port)
+    except OSError as e:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {e}") from None
+    return 0
+
+
+def _embedded(name: str) -> bool:
+    from collage_core.models import embedded_model_path
+
+    return embedded_model_path(name) is not None

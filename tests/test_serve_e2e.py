@@ -1,0 +1,229 @@
+"""End to end: `neural-collage serve` with the official ComfyUI editor in a real headless Chromium.
+
+A person's session, driven over the Chrome DevTools Protocol (tests/cdp.py): the editor boots against our server,
+our nodes are registered and listed in the node library (and our workflows in the template browser), the saved
+class-collage workflow is opened from the Workflows sidebar, its generator is pointed at the tiny test checkpoint
+(unless the embedded model is installed), Run is clicked and both saved images appear on their nodes. The browser
+never reaches past loopback. A screenshot is written to the test's folder and, when it is missing or
+NEURAL_COLLAGE_UPDATE_SCREENSHOTS=1, to docs/images/serve-editor.png.
+
+Needs Debian's `chromium` (apt-get install chromium) and the `[serve]` extra (aiohttp, comfyui-frontend-package);
+skipped with the reason otherwise. Run it alone with `python -m pytest -m e2e tests/test_serve_e2e.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+aiohttp = pytest.importorskip("aiohttp", reason="the server needs aiohttp (pip install 'neural-collage[serve]')")
+
+from cdp import Browser, find_chromium  # noqa: E402
+from nodes_support import ROOT, TINY  # noqa: E402
+
+from collage_nodes.serve import frontend_root  # noqa: E402
+
+SCREENSHOT = ROOT / "docs" / "images" / "serve-editor.png"
+MAX_SCREENSHOT = 400 << 10
+
+if find_chromium() is None:
+    pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)", allow_module_level=True)
+if frontend_root() is None:
+    pytest.skip("the editor is not installed (pip install 'neural-collage[serve]' brings comfyui-frontend-package)",
+                allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """`neural-collage serve` as a user starts it, on a free port, in a fresh folder; stopped afterwards."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "collage_nodes.cli", "serve", "--port", str(port), "--dir", str(tmp_path / "work")]
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"serve exited: {(tmp_path / 'serve.log').read_text()}")
+            try:
+                urllib.request.urlopen(url + "/api/system_stats", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        yield url, tmp_path / "work"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # its own session: only what this test started
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        log.close()
+
+
+# Fit the whole graph into the part of the canvas that the side panel and the toolbars leave visible.
+FIT_VISIBLE = """(() => {
+  const c = app.canvas, ns = app.graph.nodes, dpr = window.devicePixelRatio || 1;
+  const tree = [...document.querySelectorAll('[role=tree]')].find(t => t.getBoundingClientRect().width > 0);
+  const left = (tree ? tree.getBoundingClientRect().right : 0) + 24, top = 110;
+  const right = c.canvas.width / dpr - 24, bottom = c.canvas.height / dpr - 70;
+  const x0 = Math.min(...ns.map(n => n.pos[0])), y0 = Math.min(...ns.map(n => n.pos[1] - 30));
+  const x1 = Math.max(...ns.map(n => n.pos[0] + n.size[0])), y1 = Math.max(...ns.map(n => n.pos[1] + n.size[1]));
+  const scale = Math.min((right - left) / (x1 - x0), (bottom - top) / (y1 - y0), 1.2);
+  c.ds.scale = scale;
+  c.ds.offset = [left / scale - x0, top / scale - y0];
+  c.setDirty(true, true);
+  return scale;
+})()"""
+
+
+def js_find(selector: str, text: str, exact: bool = True) -> str:
+    """A JavaScript expression: the first visible element matching ``selector`` whose text is (or starts with)
+    ``text``."""
+    test = f"t === {json.dumps(text)}" if exact else f"t.startsWith({json.dumps(text)})"
+    return (f"[...document.querySelectorAll({json.dumps(selector)})].find(e => {{ const t = e.textContent.trim(); "
+            f"return {test} && e.getBoundingClientRect().width > 0; }})")
+
+
+async def click(page, element_js: str) -> None:
+    """A real mouse click at the centre of an element (as a person would)."""
+    box = await page.wait_for(f"(() => {{ const e = {element_js}; if (!e) return null; e.scrollIntoView({{block: "
+                              f"'nearest'}}); const r = e.getBoundingClientRect(); "
+                              f"return [r.x + r.width / 2, r.y + r.height / 2]; }})()", timeout=30)
+    await page.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": box[0], "y": box[1]})
+    for kind in ("mousePressed", "mouseReleased"):
+        await page.call("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left",
+                                                      "clickCount": 1})
+
+
+async def press(page, key: str, code: str, vk: int) -> None:
+    for kind in ("keyDown", "keyUp"):
+        await page.call("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": code,
+                                                   "windowsVirtualKeyCode": vk})
+
+
+async def open_library(page) -> None:
+    """Open the node library on the pack's model category (neural-collage > model > Load Generator)."""
+    await click(page, "document.querySelector('button[aria-label^=\"Node Library\"]')")
+    await page.wait_for(js_find("[role=treeitem]", "neural-collage", exact=False) + " && true")
+    for folder in ("neural-collage", "model"):
+        expanded = await page.eval(f"(() => {{ const e = {js_find('[role=treeitem]', folder)}; "
+                                   "return e ? e.getAttribute('aria-expanded') : null; })()")
+        if expanded != "true":
+            await click(page, js_find("[role=treeitem]", folder))
+    await page.wait_for(js_find("[role=treeitem]", "Load Generator") + " && true")
+
+
+async def session(url: str, work: Path, shot: Path) -> dict:
+    import collage_nodes
+    from collage_core.models import embedded_model_path
+
+    names = collage_nodes.registry().names()
+    report: dict = {}
+    async with Browser.launch(width=1920, height=1080) as browser:
+        page = await browser.page()
+        t0 = time.monotonic()
+        await page.navigate(url + "/", timeout=120)
+        # 1. the editor boots and registers every node of the pack from /api/object_info
+        await page.wait_for("window.app && app.graph && window.LiteGraph && "
+                            "LiteGraph.registered_node_types['LoadGenerator'] && true", timeout=120)
+        registered = await page.eval("Object.keys(LiteGraph.registered_node_types)")
+        assert set(names) <= set(registered), set(names) - set(registered)
+        report["boot_s"] = round(time.monotonic() - t0, 1)
+
+        # 2. first run: the template browser offers our workflows; close it
+        await page.wait_for(js_find("*", "neural-collage") + " && true", timeout=30)
+        await press(page, "Escape", "Escape", 27)
+        await asyncio.sleep(0.5)
+
+        # 3. the node library lists the pack's categories and nodes
+        await open_library(page)
+        report["library"] = await page.eval("[...document.querySelectorAll('[role=treeitem]')]"
+                                            ".map(e => e.textContent.trim()).filter(t => t.length < 40)")
+
+        # 4. open the saved workflow from the Workflows sidebar (the server put the examples there)
+        await click(page, "document.querySelector('button[aria-label^=\"Workflows\"]')")
+        await click(page, js_find("[role=treeitem]", "neural-collage", exact=False))
+        await click(page, js_find("[role=treeitem]", "class_collage"))
+        await page.wait_for("app.graph.nodes.length === 10 && "
+                            "app.graph.nodes.filter(n => n.type === 'CollageSaveImage').length === 2", timeout=30)
+
+        # 5. the embedded model when installed, else the tiny test generator typed into Load Generator's model
+        if embedded_model_path("emoji-animals") is None:
+            value = await page.eval(
+                "(() => { const g = app.graph.nodes.find(n => n.type === 'LoadGenerator'); "
+                "const w = g.widgets.find(w => w.name === 'model'); "
+                f"w.value = {json.dumps(str(TINY))}; w.callback && w.callback(w.value); "
+                "app.graph.setDirtyCanvas(true, true); return w.value; })()")
+            assert value == str(TINY)
+            report["model"] = "tests/fixtures/tiny_generator.safetensors"
+        else:
+            report["model"] = "emoji-animals"
+
+        # 6. Run, and wait for both saved images to be shown on their nodes
+        await click(page, js_find("button", "Run"))
+        t1 = time.monotonic()
+        srcs = await page.wait_for(
+            "(() => { const s = app.graph.nodes.filter(n => n.type === 'CollageSaveImage'); "
+            "return s.every(n => n.imgs && n.imgs.length && n.imgs[0].complete && n.imgs[0].naturalWidth > 0) "
+            "&& s.map(n => n.imgs[0].src); })()", timeout=180)
+        report["run_s"] = round(time.monotonic() - t1, 1)
+        report["images"] = srcs
+        assert all("/api/view?" in s and "type=output" in s for s in srcs)
+        saved = sorted(str(p.relative_to(work / "output")) for p in (work / "output").rglob("*.png"))
+        assert saved == ["class_collage/collage_00001.png", "class_collage/source_00001.png"], saved
+
+        # 7. the picture: node library open on our nodes, the whole graph with its results in view
+        await open_library(page)
+        hide = "document.querySelector('button[aria-label^=\"Hide Minimap\"]')"
+        if await page.eval(f"!!{hide}"):
+            await click(page, hide)
+        await page.eval(FIT_VISIBLE)
+        await asyncio.sleep(1.0)
+        data = await page.screenshot(str(shot))
+        report["screenshot_bytes"] = len(data)
+
+        # nothing left loopback; no server errors
+        urls = [ev["request"]["url"] for m, ev in page.events if m == "Network.requestWillBeSent"]
+        outside = sorted({u for u in urls if not u.startswith((url, "data:", "blob:"))})
+        assert not outside, outside
+        statuses = {ev["response"]["url"]: ev["response"]["status"] for m, ev in page.events
+                    if m == "Network.responseReceived"}
+        assert not {u: s for u, s in statuses.items() if s >= 500}
+        report["http_4xx"] = sorted(u.replace(url, "") for u, s in statuses.items() if 400 <= s < 500)
+        report["requests"] = len(urls)
+    return report
+
+
+def test_editor_loads_runs_a_saved_workflow_and_shows_the_result(serve, tmp_path):
+    url, work = serve
+    shot = tmp_path / "serve-editor.png"
+    report = asyncio.run(session(url, work, shot))
+    print("\ne2e:", json.dumps(report, indent=1))
+    assert shot.stat().st_size < MAX_SCREENSHOT, f"screenshot is {shot.stat().st_size} bytes"
+    if not SCREENSHOT.exists() or os.environ.get("NEURAL_COLLAGE_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)
