@@ -256,6 +256,36 @@ def test_invalid_prompts_get_comfyui_node_errors(srv):
     assert get_json(srv.url, "/api/queue")[1] == {"queue_running": [], "queue_pending": []}
 
 
+def test_random_prompt_bodies_never_break_the_server(server, tmp_path):
+    """Whatever JSON arrives at /prompt: a 200 or a ComfyUI-shaped 400, never a 5xx; the server keeps answering."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8),
+                     st.sampled_from(["MakeNumber", "ShowNumber", "Fail", "1", "2"]))
+    value = st.recursive(leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["1", "2", "class_type", "inputs", "x", "seed", "label", "prompt"]), inner, max_size=4),
+        max_leaves=12)
+    node = st.fixed_dictionaries({"class_type": st.sampled_from(["MakeNumber", "ShowNumber", "Scale", "Nope"]),
+                                  "inputs": st.dictionaries(st.sampled_from(["seed", "x", "label", "factor"]),
+                                                            value, max_size=3)})
+    body = st.one_of(value, st.fixed_dictionaries({"prompt": st.one_of(value, st.dictionaries(
+        st.sampled_from(["1", "2", "3"]), node, max_size=3))}))
+    bg = start(server)
+    try:
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(body)
+        def check(b):
+            status, resp = post_json(bg.url, "/api/prompt", b)
+            assert status in (200, 400), (b, status, resp)
+            if status == 400:
+                assert set(resp) == {"error", "node_errors"} and "type" in resp["error"]
+        check()
+        assert get_json(bg.url, "/api/system_stats")[0] == 200
+    finally:
+        bg.stop()
+
+
 def test_oversize_prompt_body_is_refused(srv):
     big = json.dumps({"prompt": ok_prompt(), "pad": "x" * (UPLOAD_LIMIT + (2 << 20))})
     status, _, body = raw(srv.url, "POST", "/api/prompt", big, {"Content-Type": "application/json"})
