@@ -110,7 +110,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="prepared dataset folder (train/ and test_openmoji/)")
     p.add_argument("--out", help="folder for report.json, report.md and samples_per_class.png")
     p.add_argument("--samples-per-class", type=int, default=50)
-    p.add_argument("--classifier-steps", type=int, default=1500)
+    p.add_argument("--classifier-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_eval)

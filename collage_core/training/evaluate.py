@@ -38,7 +38,7 @@ from .dataset import ImageDataset
 class SmallClassifier(nn.Module):
     """Four conv stages (conv-BN-ReLU x2, pool) and a linear head; ``features`` is the pooled 256-d vector."""
 
-    def __init__(self, n_classes: int, width: int = 32) -> None:
+    def __init__(self, n_classes: int, width: int = 16) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = 3
@@ -58,7 +58,7 @@ class SmallClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def train_classifier(data: ImageDataset, steps: int = 1500, batch: int = 64, seed: int = 0, progress: bool = True
+def train_classifier(data: ImageDataset, steps: int = 1000, batch: int = 64, seed: int = 0, progress: bool = True
                      ) -> SmallClassifier:
     """Train :class:`SmallClassifier` on ``data`` with data augmentation and colour/translation/cutout."""
     torch.manual_seed(seed)
@@ -166,7 +166,8 @@ def _generate(G: Generator, z: torch.Tensor, y: torch.Tensor, batch: int = 64) -
 
 @torch.no_grad()
 def evaluate(G: Generator, data_root: str | Path, out_dir: str | Path | None = None, samples_per_class: int = 50,
-             classifier_steps: int = 1500, seed: int = 0, progress: bool = True) -> EvalReport:
+             classifier_steps: int = 1000, seed: int = 0, progress: bool = True, classifier_batch: int = 64
+             ) -> EvalReport:
     """Evaluate ``G`` against the real images in ``data_root`` (train split + optional test_openmoji)."""
     torch.manual_seed(seed)
     dev = G.device
@@ -176,7 +177,7 @@ def evaluate(G: Generator, data_root: str | Path, out_dir: str | Path | None = N
         raise ValueError(f"the data's classes {data.class_names} differ from the generator's {G.class_names}")
     K = data.n_classes
     with torch.enable_grad():
-        clf = train_classifier(data, steps=classifier_steps, seed=seed, progress=progress)
+        clf = train_classifier(data, steps=classifier_steps, batch=classifier_batch, seed=seed, progress=progress)
     real_logits, real_feats = _predict(clf, data.images)
     train_acc = float((real_logits.argmax(1) == data.labels).float().mean())
     heldout_acc = None
@@ -247,13 +248,13 @@ def evaluate(G: Generator, data_root: str | Path, out_dir: str | Path | None = N
         fr = F.normalize(real_feats[data.labels == k], dim=1)
         fdiv_s.append(_mean_pairwise(fs))
         fdiv_r.append(_mean_pairwise(fr))
-    diversity = float(np.mean(div_s) / np.mean(div_r))
-    fdiversity = float(np.mean(fdiv_s) / np.mean(fdiv_r))
+    diversity = _ratio(np.mean(div_s), np.mean(div_r))
+    fdiversity = _ratio(np.mean(fdiv_s), np.mean(fdiv_r))
 
     # Fréchet distance against augmented real images (the 152 originals alone give a degenerate covariance)
     aug_gen = torch.Generator(device=dev).manual_seed(seed + 11)
-    real_aug = torch.cat([data_augment(data.sample(128, aug_gen)[0], aug_gen, jitter=0.0)
-                          for _ in range(max(1, (K * n) // 128))])
+    n_aug = max(64, K * n)
+    real_aug = data_augment(data.sample(n_aug, aug_gen)[0], aug_gen, jitter=0.0)
     _, real_aug_feats = _predict(clf, real_aug)
     fd = frechet_distance(feats.cpu().double().numpy(), real_aug_feats.cpu().double().numpy())
 
@@ -267,6 +268,10 @@ def evaluate(G: Generator, data_root: str | Path, out_dir: str | Path | None = N
     if out_dir is not None:
         _write_outputs(G, report, x, y, z, target, K, Path(out_dir))
     return report
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b > 0 else float("nan")
 
 
 def _write_outputs(G: Generator, report: EvalReport, x, y, z, target, K: int, out: Path) -> None:
