@@ -1,0 +1,442 @@
+"""The node pack inside ComfyUI: ComfyUI (v1) node classes generated from the pack's declarations.
+
+Nothing here is written per node. :func:`comfy_class` turns a declaration (a :class:`collage_engine.Node`
+subclass) into a class with ComfyUI's classic interface, and :data:`NODE_CLASS_MAPPINGS` /
+:data:`NODE_DISPLAY_NAME_MAPPINGS` hold every node of :func:`collage_nodes.registry`. ComfyUI finds them through
+the repository root's ``__init__.py`` (the folder placed in ``ComfyUI/custom_nodes/``); with the package installed
+from pip, a one-line file in ``custom_nodes`` does the same::
+
+    from collage_nodes.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+What the generated classes do at the boundary:
+
+* ``INPUT_TYPES`` is the declaration's ``/object_info`` entry (COMBO as a list of choices) plus the hidden
+  ``PROMPT`` / ``EXTRA_PNGINFO`` / ``UNIQUE_ID`` inputs. Inputs naming an output folder (``output_dir``) are not
+  shown: inside ComfyUI the savers write to ComfyUI's output folder (``folder_paths.get_output_directory()``),
+  so their ``ui`` previews resolve. A relative ``file=True`` path that does not exist is looked up in ComfyUI's
+  input folder, then in the pack's folder (``workflows/examples/...``).
+* ``execute`` runs the node outside ComfyUI's ``torch.inference_mode()`` (as in our engine: autograd for manifold
+  projection, version counters for collage_core's weight caches; inference-mode tensors from ComfyUI's own nodes are
+  copied first) with a :class:`ComfyContext`: ``ctx.progress`` drives ``comfy.utils.ProgressBar`` and
+  ``ctx.check_cancelled`` is ``comfy.model_management.throw_exception_if_processing_interrupted``; ``ctx.prompt`` /
+  ``ctx.extra`` are the hidden PROMPT / EXTRA_PNGINFO, so saved PNGs embed the workflow. ``IMAGE`` and ``MASK``
+  outputs are handed over as float32 CPU tensors (ComfyUI's layout); the custom types (``GENERATOR``,
+  ``LATENT_Z``, ``CLASS_MAP``...) pass through on the generator's device. An output node's ``ui`` dict becomes
+  ``{"ui": ..., "result": ...}``. Errors propagate as they are: :class:`~collage_nodes.base.InputError` messages
+  start with ``input 'NAME':``, and ComfyUI adds the node id and type.
+* ``IS_CHANGED`` (only where a node reads files or has a ``fingerprint`` hook) returns the size and mtime of every
+  ``file=True`` input plus the hook's fingerprint, so ComfyUI re-runs loaders whose files changed; ``always_run``
+  nodes return NaN (and are ``NOT_IDEMPOTENT``).
+* ``VALIDATE_INPUTS`` (only where a node has a ``validate`` hook) takes exactly the inputs the hook names, checks
+  their ranges and choices (ComfyUI skips its own checks for inputs a VALIDATE_INPUTS takes) and runs the hook.
+* Display names that repeat one of ComfyUI's own (``Load Image``, ``Invert Mask``...) get " (Collage)".
+* Loaded generators are kept across prompts in a small LRU (:data:`KEEP_LOADED`), keyed by checkpoint path, size,
+  mtime, device and dtype, so switching workflows does not reload the model.
+
+Importing this module has no side effects: ComfyUI's modules (``comfy``, ``folder_paths``) are imported when a node
+runs, and outside ComfyUI the classes still work (progress is dropped, savers use their declared folder).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from collage_engine import MISSING, Context, Input, Node, NodeOutput, file_fingerprint
+from collage_engine.declare import DeclarationError
+from collage_engine.validate import check_constant
+
+from . import registry as _registry
+from .base import IMAGE, MASK, OUTPUT_DIR_INPUT
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "HIDDEN_INPUTS", "KEEP_LOADED", "COMFY_DISPLAY_NAMES",
+           "DISPLAY_SUFFIX", "ComfyContext",
+           "comfy_class", "comfy_mappings", "input_types", "clear_loaded"]
+
+#: ComfyUI's hidden inputs every generated class asks for (name -> ComfyUI's hidden type).
+HIDDEN_INPUTS = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"}
+#: Inputs that name an output folder: inside ComfyUI they are not shown and get ComfyUI's output folder.
+OUTPUT_FOLDER_INPUTS = frozenset({OUTPUT_DIR_INPUT})
+#: Types handed to ComfyUI as float32 CPU tensors ([B, H, W, C] and [B, H, W]).
+CPU_TYPES = frozenset({IMAGE, MASK})
+#: Display names of ComfyUI's own nodes that ours would repeat; inside ComfyUI ours get :data:`DISPLAY_SUFFIX`
+#: (checked against a real ComfyUI by ``tests/test_comfy_integration.py``).
+COMFY_DISPLAY_NAMES = frozenset({"Load Image", "Combine Masks", "Feather Mask", "Invert Mask", "Threshold Mask",
+                                 "Save Image", "Preview Image", "Load Image (as Mask)", "Image Batch"})
+DISPLAY_SUFFIX = " (Collage)"
+#: Nodes whose results are kept across prompts: class name -> how many results are kept (LRU).
+KEEP_LOADED = {"LoadGenerator": 2}
+
+#: The folder holding ``nodes/`` (the repository root, or site-packages when installed from a wheel).
+PACK_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_FUNCTION = "execute"
+
+
+# ---------------------------------------------------------------------------------------------- ComfyUI access
+def _comfy_module(name: str) -> Any:
+    """A module of the running ComfyUI (``comfy.utils``, ``folder_paths``...), or None outside ComfyUI."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _output_directory(default: Any) -> Any:
+    fp = _comfy_module("folder_paths")
+    return fp.get_output_directory() if fp is not None else default
+
+
+def _resolve_file(value: Any) -> Any:
+    """A relative path that does not exist from ComfyUI's working folder is looked up in ComfyUI's input folder, then
+    in the node pack's folder (where the example files of ``workflows/`` are)."""
+    if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
+        return value
+    fp = _comfy_module("folder_paths")
+    if fp is None:
+        return value
+    for folder in (fp.get_input_directory(), PACK_FOLDER):
+        candidate = os.path.join(folder, value)
+        if os.path.exists(candidate):
+            return candidate
+    return value
+
+
+def _executing_prompt_id() -> str:
+    utils = _comfy_module("comfy_execution.utils")
+    ctx = utils.get_executing_context() if utils is not None and hasattr(utils, "get_executing_context") else None
+    return str(getattr(ctx, "prompt_id", "") or "")
+
+
+class ComfyContext(Context):
+    """A :class:`collage_engine.Context` that reports to ComfyUI: ``progress`` updates a ``comfy.utils.ProgressBar``
+    (shown on the node) and ``check_cancelled`` raises ComfyUI's interruption
+    (``comfy.model_management.throw_exception_if_processing_interrupted``) once the user pressed Cancel."""
+
+    __slots__ = ("_bar",)
+
+    def __init__(self, node_id: str, class_type: str, prompt_id: str = "", prompt: dict | None = None,
+                 extra: dict | None = None) -> None:
+        super().__init__(node_id, class_type, prompt_id, None, threading.Event(), prompt, extra)
+        self._bar = None
+
+    def check_cancelled(self) -> None:
+        mm = _comfy_module("comfy.model_management")
+        if mm is not None:
+            mm.throw_exception_if_processing_interrupted()
+        else:
+            super().check_cancelled()
+
+    def progress(self, value: float, total: float | None = None) -> None:
+        if total:
+            utils = _comfy_module("comfy.utils")
+            if utils is not None:
+                if self._bar is None:
+                    self._bar = utils.ProgressBar(total, node_id=self.node_id)
+                self._bar.update_absolute(value, total)
+        self.check_cancelled()
+
+
+# ------------------------------------------------------------------------------------------------ declarations
+def _shown(inp: Input) -> bool:
+    return inp.name not in OUTPUT_FOLDER_INPUTS
+
+
+def _input_entry(inp: Input) -> tuple:
+    """One input as ComfyUI's ``(TYPE, options)``; a COMBO's type is its list of choices."""
+    kind, opts = inp.object_info()
+    return (list(kind) if isinstance(kind, list) else kind, dict(opts))
+
+
+def input_types(node: type[Node]) -> dict:
+    """ComfyUI's ``INPUT_TYPES()`` of a declaration: required, optional and hidden inputs."""
+    out: dict[str, dict] = {"required": {}, "optional": {}}
+    for inp in node.inputs:
+        if _shown(inp):
+            out["optional" if inp.optional else "required"][inp.name] = _input_entry(inp)
+    if not out["optional"]:
+        del out["optional"]
+    out["hidden"] = dict(HIDDEN_INPUTS)
+    return out
+
+
+def _hook_inputs(node: type[Node], hook: str) -> list[str]:
+    """The declared inputs a ``validate``/``fingerprint`` hook names in its signature (all shown ones if none)."""
+    params = inspect.signature(getattr(node, hook)).parameters.values()
+    named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name in node.input_map]
+    return [n for n in named if _shown(node.input_map[n])] or \
+        [i.name for i in node.inputs if i.is_widget and _shown(i)]
+
+
+def _constants(node: type[Node], given: dict, names: Any = None) -> dict:
+    """The constant inputs among ``given`` (ComfyUI passes linked inputs as None when validating), file paths
+    resolved."""
+    out = {}
+    for inp in node.inputs:
+        if (names is not None and inp.name not in names) or given.get(inp.name) is None:
+            continue
+        value = given[inp.name]
+        out[inp.name] = _resolve_file(value) if inp.file else value
+    return out
+
+
+def _messages(result: Any) -> list[str]:
+    """A ``validate`` hook's result as messages naming the input where the hook did."""
+    if result is None or result is True or result == []:
+        return []
+    if result is False:
+        return ["custom validation failed"]
+    out = []
+    for msg in [result] if isinstance(result, (str, tuple)) else list(result):
+        if isinstance(msg, tuple) and len(msg) == 2:
+            out.append(f"input '{msg[0]}': {msg[1]}")
+        else:
+            out.append(str(msg))
+    return out
+
+
+def _is_nan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+# ------------------------------------------------------------------------------------------- kept-loaded results
+_loaded: OrderedDict = OrderedDict()
+_loaded_lock = threading.Lock()
+
+
+def clear_loaded() -> None:
+    """Forget every kept generator (the next prompt loads them again)."""
+    with _loaded_lock:
+        _loaded.clear()
+
+
+def _keep_key(node: type[Node], kwargs: dict) -> tuple | None:
+    """The LRU key of a kept result: checkpoint path, size, mtime, device and dtype for Load Generator."""
+    if node.name == "LoadGenerator":
+        from .model import model_file, resolve_device
+
+        try:
+            path = model_file(kwargs["model"])
+            if path is None:
+                return None
+            st = os.stat(path)
+            return (node.name, node.version, os.path.realpath(path), st.st_size, st.st_mtime_ns,
+                    resolve_device(kwargs["device"]), kwargs["dtype"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return None  # the node itself reports the problem
+    material = _fingerprint_material(node, _constants(node, kwargs))
+    if _is_nan(material):
+        return None
+    try:  # any other node: its constant inputs and its fingerprint (file sizes and mtimes)
+        return (node.name, node.version, json.dumps([kwargs, material], sort_keys=True))
+    except (TypeError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------------------------- the classes
+class ComfyNode:
+    """Base of the generated classes (``NODE`` is the declaration they were made from)."""
+
+    NODE: type[Node]
+    FUNCTION = _FUNCTION
+
+    def __init__(self) -> None:
+        self._node = self.NODE()
+
+    def execute(self, prompt: dict | None = None, extra_pnginfo: dict | None = None, unique_id: Any = None,
+                **given: Any) -> Any:
+        node = self.NODE
+        kwargs: dict[str, Any] = {}
+        for inp in node.inputs:
+            if inp.name in OUTPUT_FOLDER_INPUTS:
+                value = _output_directory(given.get(inp.name, None if inp.default is MISSING else inp.default))
+            elif inp.name in given:
+                value = _from_comfy(given[inp.name])
+                if inp.file:
+                    value = _resolve_file(value)
+            else:
+                value = None if inp.default is MISSING else inp.default
+            kwargs[inp.name] = value
+        node_id = str(unique_id) if unique_id is not None else ""
+        ctx = ComfyContext(node_id, node.name, _executing_prompt_id(), prompt,
+                           extra_pnginfo if isinstance(extra_pnginfo, dict) else None)
+        limit = KEEP_LOADED.get(node.name, 0)
+        key = _keep_key(node, kwargs) if limit else None
+        if key is not None:
+            with _loaded_lock:
+                if key in _loaded:
+                    _loaded.move_to_end(key)
+                    return _loaded[key]
+        import torch
+
+        # ComfyUI executes nodes inside torch.inference_mode(); ours run as in our own engine: tensors that keep
+        # version counters (collage_core's weight caches read them) and autograd available (manifold projection).
+        with torch.inference_mode(False):
+            values, ui = self._run(ctx, kwargs)
+        outputs = tuple(_to_comfy(o.type, v) for o, v in zip(node.outputs, values))
+        if ui is not None:
+            return {"ui": _comfy_ui(ui), "result": outputs}
+        if key is not None:
+            with _loaded_lock:
+                _loaded[key] = outputs
+                while len(_loaded) > limit:
+                    _loaded.popitem(last=False)
+        return outputs
+
+    def _run(self, ctx: ComfyContext, kwargs: dict) -> tuple[tuple, dict | None]:
+        """Run the declaration's ``run`` and normalise its result like the engine does."""
+        node = self.NODE
+        result = self._node.run(ctx, **kwargs)
+        ui = result.ui if isinstance(result, NodeOutput) else None
+        n_out = len(node.outputs)
+        if result is None and n_out == 0:
+            result = ()
+        elif not isinstance(result, tuple) or (n_out == 1 and not isinstance(result, NodeOutput)
+                                               and len(result) != 1):
+            if n_out != 1:
+                raise TypeError(f"{node.name}.run must return a tuple of {n_out} values, got {type(result).__name__}")
+            result = (result,)
+        if len(result) != n_out:
+            raise TypeError(f"{node.name}.run returned {len(result)} values, {n_out} declared")
+        if ui is not None and not isinstance(ui, dict):
+            raise TypeError(f"{node.name}.run: ui must be a dict")
+        return tuple(result), ui
+
+
+def _from_comfy(value: Any) -> Any:
+    """An input from another node: tensors made inside ComfyUI's inference mode (its IMAGE / MASK) are copied, so our
+    nodes may use them outside it."""
+    if getattr(value, "is_inference", None) is not None and callable(value.is_inference) and value.is_inference():
+        import torch
+
+        with torch.inference_mode(False):
+            return value.clone()
+    return value
+
+
+def _to_comfy(kind: str, value: Any) -> Any:
+    """IMAGE and MASK as ComfyUI holds them: float32 on the CPU. Other types pass through."""
+    if kind in CPU_TYPES and hasattr(value, "detach") and hasattr(value, "is_floating_point"):
+        value = value.detach()
+        if value.is_floating_point() and value.dtype != _float32():
+            value = value.float()
+        return value.cpu()
+    return value
+
+
+def _float32() -> Any:
+    import torch
+
+    return torch.float32
+
+
+def _comfy_ui(ui: dict) -> dict:
+    """A node's ``ui`` for ComfyUI: file entries keep ``filename``/``subfolder``/``type`` (no server paths)."""
+    out = {}
+    for key, items in ui.items():
+        if isinstance(items, list):
+            items = [{k: v for k, v in it.items() if k != "path"} if isinstance(it, dict) else it for it in items]
+        out[key] = items
+    return out
+
+
+def _fingerprint_material(node: type[Node], consts: dict) -> Any:
+    """What identifies a node's files: ``[size, mtime]`` of each ``file=True`` input and its ``fingerprint`` hook's
+    value, or NaN for "always changed" (``always_run``, a failing or NaN fingerprint)."""
+    if node.always_run:
+        return float("nan")
+    material: list = [file_fingerprint(consts.get(i.name)) for i in node.inputs if i.file and _shown(i)]
+    if node.fingerprint is not Node.fingerprint:
+        names = _hook_inputs(node, "fingerprint")
+        try:
+            fp = node().fingerprint(**{k: v for k, v in consts.items() if k in names})
+        except Exception:  # noqa: BLE001 - like ComfyUI: a failing fingerprint means "changed"
+            return float("nan")
+        if _is_nan(fp):
+            return float("nan")
+        material.append(fp)
+    return material
+
+
+def _is_changed(node: type[Node]):
+    def IS_CHANGED(cls, **given: Any) -> Any:
+        material = _fingerprint_material(node, _constants(node, given))
+        if _is_nan(material):
+            return material
+        try:
+            return json.dumps(material, sort_keys=True, default=repr)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    return IS_CHANGED
+
+
+def _validate_inputs(node: type[Node]):
+    names = _hook_inputs(node, "validate")
+
+    def VALIDATE_INPUTS(cls, **given: Any) -> Any:
+        consts = _constants(node, given, names)
+        for name, value in list(consts.items()):
+            inp = node.input_map[name]
+            if inp.is_widget:  # ComfyUI leaves range and choice checks of these inputs to us
+                value, problem = check_constant(inp, value)
+                if problem:
+                    return f"input '{name}': {problem[1]}"
+                consts[name] = value
+        try:
+            messages = _messages(node().validate(**consts))
+        except Exception as e:  # noqa: BLE001 - reported as a validation failure, not a crash
+            return f"{type(e).__name__}: {e}"
+        return True if not messages else "; ".join(messages)
+
+    params = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+    # ComfyUI passes VALIDATE_INPUTS the inputs its signature names (and then skips its own checks of those only)
+    VALIDATE_INPUTS.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return VALIDATE_INPUTS
+
+
+def comfy_class(node: type[Node]) -> type:
+    """A ComfyUI (v1) node class for a declaration."""
+    clash = [i.name for i in node.inputs if i.name in HIDDEN_INPUTS]
+    if clash:
+        raise DeclarationError(f"node {node.name}: input name(s) {clash} are reserved for ComfyUI's hidden inputs")
+    attrs: dict[str, Any] = {
+        "NODE": node,
+        "INPUT_TYPES": classmethod(lambda cls: input_types(cls.NODE)),
+        "RETURN_TYPES": tuple(o.type for o in node.outputs),
+        "RETURN_NAMES": tuple(o.name for o in node.outputs),
+        "OUTPUT_TOOLTIPS": tuple(o.description for o in node.outputs),
+        "FUNCTION": _FUNCTION,
+        "CATEGORY": node.category,
+        "OUTPUT_NODE": bool(node.output_node),
+        "DESCRIPTION": node.description,
+        "__doc__": node.description,
+        "__module__": __name__,
+    }
+    if node.always_run:
+        attrs["NOT_IDEMPOTENT"] = True
+    if node.always_run or node.fingerprint is not Node.fingerprint or any(i.file for i in node.inputs):
+        attrs["IS_CHANGED"] = classmethod(_is_changed(node))
+    if node.validate is not Node.validate:
+        attrs["VALIDATE_INPUTS"] = classmethod(_validate_inputs(node))
+    return type(node.name, (ComfyNode,), attrs)
+
+
+def comfy_mappings(reg: Any = None) -> tuple[dict[str, type], dict[str, str]]:
+    """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` for a registry (default: the whole pack)."""
+    reg = _registry() if reg is None else reg
+    classes = {node.name: comfy_class(node) for node in reg}
+    names = {node.name: node.display_name + (DISPLAY_SUFFIX if node.display_name in COMFY_DISPLAY_NAMES else "")
+             for node in reg}
+    return classes, names
+
+
+NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = comfy_mappings()

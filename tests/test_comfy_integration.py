@@ -1,0 +1,323 @@
+"""The node pack inside a real ComfyUI server: every workflow of ``workflows/`` through ``POST /prompt`` gives the
+images of our command line.
+
+Runs only when ``COMFYUI_DIR`` names a ComfyUI checkout (the folder with ``main.py``); ``COMFYUI_PYTHON`` is the
+interpreter with ComfyUI's requirements (default: this one). The pack is installed the way a user does it, as a
+folder in ``custom_nodes`` (a symlink to this repository inside a temporary ``--base-directory``, so ComfyUI's own
+folders are not touched). The package does not need to be installed in ComfyUI's Python: the folder brings
+``collage_core`` / ``collage_engine`` along (see the repository's ``__init__.py``)::
+
+    COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/venv/bin/python python -m pytest -q -s tests/test_comfy_integration.py
+
+The workflows name the embedded model ``emoji-animals``; while it is not installed, every Load Generator / Load
+Discriminator is pointed at the tiny test checkpoints in ``tests/fixtures`` (on both sides alike).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import collage_nodes
+from collage_core.models import embedded_model_path
+from collage_nodes.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
+COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON") or sys.executable
+START_TIMEOUT = float(os.environ.get("COMFYUI_START_TIMEOUT", "240"))
+RUN_TIMEOUT = float(os.environ.get("COMFYUI_RUN_TIMEOUT", "900"))
+EMBEDDED = "emoji-animals"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not COMFYUI_DIR or not (Path(COMFYUI_DIR) / "main.py").is_file(),
+                       reason="needs a real ComfyUI: set COMFYUI_DIR to a ComfyUI checkout (the folder with main.py) "
+                              "and COMFYUI_PYTHON to a Python with its requirements"),
+]
+
+
+# ----------------------------------------------------------------------------------------------- the server
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 30) -> dict:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.load(r)
+
+
+def _post(url: str, body: dict, timeout: float = 60) -> dict:
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            text = r.read()
+    except urllib.error.HTTPError as e:
+        raise AssertionError(f"POST {url} -> {e.code}: {e.read().decode(errors='replace')[:4000]}") from None
+    return json.loads(text) if text.strip() else {}
+
+
+class Server:
+    def __init__(self, base: Path) -> None:
+        self.base, self.port = base, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = base / "output"
+        self.log_path = base / "comfyui.log"
+        (base / "custom_nodes").mkdir(parents=True)
+        (base / "custom_nodes" / "neural-collage").symlink_to(ROOT, target_is_directory=True)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cmd = [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--disable-auto-launch", "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:"]
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, cwd=COMFYUI_DIR, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ComfyUI exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                _get(self.url + "/system_stats", timeout=5)
+                return
+            except (OSError, ValueError):
+                time.sleep(1)
+        raise AssertionError(f"ComfyUI did not answer within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def log_tail(self, n: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def run(self, prompt: dict, extra_pnginfo: dict | None = None, timeout: float = RUN_TIMEOUT) -> dict:
+        """Queue a prompt, poll /history until it is done; return its history entry."""
+        body = {"prompt": prompt, "client_id": uuid.uuid4().hex}
+        if extra_pnginfo is not None:
+            body["extra_data"] = {"extra_pnginfo": extra_pnginfo}
+        res = _post(self.url + "/prompt", body)
+        assert not res.get("node_errors"), res
+        return self.wait(res["prompt_id"], timeout)
+
+    def wait(self, prompt_id: str, timeout: float = RUN_TIMEOUT) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = _get(f"{self.url}/history/{prompt_id}").get(prompt_id)
+            if entry and entry.get("status", {}).get("status_str") in ("success", "error"):
+                return entry
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ComfyUI died:\n{self.log_tail()}")
+            time.sleep(0.5)
+        raise AssertionError(f"prompt {prompt_id} did not finish within {timeout:.0f} s:\n{self.log_tail()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("comfyui"))
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+
+
+# --------------------------------------------------------------------------------------------- the workflows
+def _with_models(prompt: dict) -> tuple[dict, list[str]]:
+    """The workflow as it runs here: the embedded model if it is installed, else the tiny test checkpoints."""
+    notes = []
+    for nid, node in prompt.items():
+        kind = {"LoadGenerator": "generator", "LoadDiscriminator": "discriminator"}.get(node["class_type"])
+        if kind and node["inputs"].get("model") == EMBEDDED and embedded_model_path(EMBEDDED, kind) is None:
+            node["inputs"]["model"] = str(FIXTURES / f"tiny_{kind}.safetensors")
+            notes.append(f"node {nid}: {EMBEDDED} {kind} not installed, using tests/fixtures/tiny_{kind}.safetensors")
+    return prompt, notes
+
+
+def _cli_images(prompt: dict, tmp: Path) -> dict[str, np.ndarray]:
+    """Run the workflow with ``neural-collage run``; its PNGs by path relative to the output folder."""
+    wf, out = tmp / "workflow.json", tmp / "cli"
+    wf.write_text(json.dumps(prompt))
+    res = subprocess.run([sys.executable, "-m", "collage_nodes.cli", "run", str(wf), "--out", str(out), "-q"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert res.returncode == 0, res.stderr
+    paths = [Path(line) for line in res.stdout.splitlines() if line.endswith(".png")]
+    assert paths, res.stdout
+    return {p.relative_to(out).as_posix(): np.asarray(Image.open(p)) for p in paths}
+
+
+def _ui_copy(name: str, prompt: dict, original: dict) -> dict | None:
+    """The editor JSON to embed (``workflows/ui/NAME.json``) when the workflow runs unchanged."""
+    path = ROOT / "workflows" / "ui" / f"{name}.json"
+    return json.loads(path.read_text()) if prompt == original and path.is_file() else None
+
+
+def test_the_pack_is_listed_by_comfyui_as_declared(server):
+    info = _get(server.url + "/object_info")
+    log = server.log_path.read_text(errors="replace")
+    assert "IMPORT FAILED" not in "\n".join(line for line in log.splitlines() if "neural-collage" in line), log
+    reg = collage_nodes.registry()
+    ours = {name for name, entry in info.items() if entry.get("python_module", "").startswith("custom_nodes.")}
+    assert set(reg.names()) <= ours, f"missing or shadowed by ComfyUI's own nodes: {set(reg.names()) - ours}"
+    for name, cls in NODE_CLASS_MAPPINGS.items():
+        entry, types_ = info[name], cls.INPUT_TYPES()
+        assert entry["display_name"] == NODE_DISPLAY_NAME_MAPPINGS[name]
+        assert entry["category"] == cls.CATEGORY and entry["output_node"] is cls.OUTPUT_NODE
+        assert entry["output"] == list(cls.RETURN_TYPES) and entry["output_name"] == list(cls.RETURN_NAMES)
+        for cat in ("required", "optional"):
+            assert list(entry["input"].get(cat, {})) == list(types_.get(cat, {}))
+            for inp, (kind, *opts) in types_.get(cat, {}).items():
+                assert entry["input"][cat][inp][0] == kind
+        assert entry["input"]["hidden"] == types_["hidden"]
+    # our display names do not repeat those of ComfyUI's own nodes
+    theirs = {e["display_name"] for n, e in info.items() if n not in ours}
+    assert not {NODE_DISPLAY_NAME_MAPPINGS[n] for n in reg.names()} & theirs
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_in_comfyui_gives_the_cli_images(server, name, tmp_path):
+    original = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    prompt, notes = _with_models(json.loads(json.dumps(original)))
+    for note in notes:
+        print(f"[{name}] {note}")
+    expected = _cli_images(prompt, tmp_path)
+    ui = _ui_copy(name, prompt, original)
+    t0 = time.perf_counter()
+    entry = server.run(prompt, {"workflow": ui} if ui is not None else None)
+    status = entry["status"]
+    assert status["status_str"] == "success", json.dumps(status["messages"], indent=1)[-6000:]
+    got: dict[str, np.ndarray] = {}
+    for nid, out in entry["outputs"].items():
+        for item in out.get("images", []):
+            assert item["type"] == "output" and set(item) == {"filename", "subfolder", "type"}
+            rel = "/".join(p for p in (item["subfolder"], item["filename"]) if p)
+            path = server.output / rel
+            got[rel] = np.asarray(Image.open(path))
+            text = Image.open(path).text
+            sent = json.loads(text["prompt"])
+            assert {k: v["class_type"] for k, v in sent.items()} == {k: v["class_type"] for k, v in prompt.items()}
+            if ui is not None:
+                assert json.loads(text["workflow"]) == ui  # ComfyUI's EXTRA_PNGINFO reached the saver
+    assert sorted(got) == sorted(expected)
+    worst = 0
+    for rel, pixels in expected.items():
+        assert got[rel].shape == pixels.shape, rel
+        diff = int(np.abs(got[rel].astype(int) - pixels.astype(int)).max())
+        worst = max(worst, diff)
+        assert diff <= 1, f"{rel}: differs from the CLI by {diff}/255"
+    print(f"[{name}] {len(got)} image(s), ComfyUI {time.perf_counter() - t0:.1f} s, "
+          f"{'bit-equal to' if worst == 0 else f'within {worst}/255 of'} the CLI")
+
+
+def test_an_identical_prompt_is_served_from_comfyuis_cache(server):
+    prompt, _ = _with_models(json.loads((ROOT / "workflows" / "class_collage.json").read_text()))
+    server.run(prompt)
+    again = server.run(prompt)
+    cached = [m for m in again["status"]["messages"] if m[0] == "execution_cached"]
+    assert cached and set(cached[0][1]["nodes"]) == set(prompt)
+
+
+def test_validation_errors_come_back_per_node_naming_the_input(server):
+    prompt, _ = _with_models(json.loads((ROOT / "workflows" / "class_collage.json").read_text()))
+    bad = json.loads(json.dumps(prompt))
+    bad["1"]["inputs"]["model"] = "no-such-model"
+    bad["8"]["inputs"]["strength"] = 7.0
+    req = urllib.request.Request(server.url + "/prompt", json.dumps({"prompt": bad}).encode(),
+                                 {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=60)
+    body = json.loads(e.value.read())
+    errors = body["node_errors"]
+    assert any("input 'model'" in err["details"] for err in errors["1"]["errors"])  # our validate hook
+    assert any(err["type"] == "value_bigger_than_max" and err["extra_info"]["input_name"] == "strength"
+               for err in errors["8"]["errors"])
+    # a runtime error names the node and the input
+    bad = json.loads(json.dumps(prompt))
+    bad["8"]["inputs"]["class_name"] = "giraffe"
+    entry = server.run(bad)
+    err = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+    assert err["node_id"] == "8" and err["node_type"] == "PaintClass"
+    assert err["exception_message"].startswith("input 'class_name':")
+
+
+def test_progress_and_cancel_reach_a_running_node(server):
+    """A long manifold projection reports progress over ComfyUI's websocket and stops on /interrupt."""
+    aiohttp = pytest.importorskip("aiohttp")
+    if "ProjectImage" not in NODE_CLASS_MAPPINGS:
+        pytest.skip("no long-running node in this pack")
+    import asyncio
+
+    tiny_g, tiny_d = str(FIXTURES / "tiny_generator.safetensors"), str(FIXTURES / "tiny_discriminator.safetensors")
+    prompt = {
+        "1": {"class_type": "LoadGenerator", "inputs": {"model": tiny_g, "device": "cpu", "dtype": "float32"}},
+        "2": {"class_type": "SampleZ", "inputs": {"generator": ["1", 0], "seed": 3, "batch": 1, "truncation": 0.0}},
+        "3": {"class_type": "ClassSelect", "inputs": {"generator": ["1", 0], "class_name": "dog"}},
+        "4": {"class_type": "Generate", "inputs": {"generator": ["1", 0], "z": ["2", 0], "classes": ["3", 0],
+                                                   "combine": "pairwise"}},
+        "5": {"class_type": "ProjectImage", "inputs": {"generator": ["1", 0], "image": ["4", 0], "class_name": "dog",
+                                                       "top_k": 1, "steps": 5000, "restarts": 8, "lr": 0.075,
+                                                       "pixel_weight": 0.2, "patience": 0, "seed": 0}},
+        "6": {"class_type": "CollageSaveImage", "inputs": {"images": ["5", 1], "filename_prefix": "interrupted"}},
+    }
+    if Path(tiny_d).is_file() and "discriminator" in NODE_CLASS_MAPPINGS["ProjectImage"].INPUT_TYPES().get(
+            "optional", {}):
+        prompt["7"] = {"class_type": "LoadDiscriminator", "inputs": {"model": tiny_d, "device": "cpu",
+                                                                     "dtype": "float32"}}
+        prompt["5"]["inputs"]["discriminator"] = ["7", 0]
+
+    async def session() -> tuple[list, list, float]:
+        client = uuid.uuid4().hex
+        events, progress = [], []
+        async with aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{server.url.replace('http', 'ws')}/ws?clientId={client}") as ws:
+                async with http.post(server.url + "/prompt", json={"prompt": prompt, "client_id": client}) as r:
+                    assert r.status == 200, await r.text()
+                interrupted_at = None
+                deadline = time.monotonic() + RUN_TIMEOUT
+                while time.monotonic() < deadline:
+                    msg = await ws.receive(timeout=RUN_TIMEOUT)
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    data = json.loads(msg.data)
+                    events.append(data["type"])
+                    if data["type"] == "progress" and data["data"].get("node") == "5":
+                        progress.append(data["data"]["value"])
+                        if len(progress) == 3 and interrupted_at is None:
+                            interrupted_at = time.monotonic()
+                            async with http.post(server.url + "/interrupt", json={}) as r:
+                                assert r.status == 200
+                    if data["type"] in ("execution_interrupted", "execution_error", "execution_success"):
+                        return events, progress, time.monotonic() - (interrupted_at or time.monotonic())
+        raise AssertionError("no end of execution")
+
+    events, progress, after = asyncio.run(session())
+    assert len(progress) >= 3 and progress == sorted(progress)
+    assert events[-1] == "execution_interrupted", events[-12:]
+    assert after < 30, f"the node stopped {after:.1f} s after /interrupt"
