@@ -106,10 +106,12 @@ class Conv2d(nn.Module):
             return upsample_nearest2x(F.conv2d(x, w, self.b, padding=self.pad))
         kernels = None
         if not (w.requires_grad and torch.is_grad_enabled()):  # inference: reuse kernels while W is unchanged
-            key = (w.data_ptr(), w._version, w.dtype, w.device)
+            # (inference-mode tensors have no version counter; they cannot change outside inference mode)
+            key = (w.data_ptr(), -1 if w.is_inference() else w._version, w.dtype, w.device)
             cached = getattr(self, "_phase_cache", None)
             if cached is None or cached[0] != key:
-                cached = (key, phase_kernels(w))
+                with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable in autograd later
+                    cached = (key, phase_kernels(w.clone() if w.is_inference() else w))
                 self._phase_cache = cached
             kernels = cached[1]
         return upsample_conv3x3(x, w, self.b, kernels)
