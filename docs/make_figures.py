@@ -1,0 +1,90 @@
+"""Make the README's pictures by running the saved workflows on the embedded model.
+
+    python docs/make_figures.py [--model emoji-animals] [--out docs/images]
+
+Every picture comes from a workflow in ``workflows/`` run through the same engine as ``neural-collage run`` (the
+workflows are changed only as noted: the model, and for the real-image ones nothing else), then laid out with
+labels. The per-class sample grid comes from ``neural-collage eval`` (``samples_per_class.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+import collage_nodes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(name: str, model: str, out: Path) -> dict[str, list[Path]]:
+    """Run ``workflows/NAME.json`` with the model replaced; returns saved PNG paths by saver title."""
+    api = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    api = copy.deepcopy(api)
+    for node in api.values():
+        if node["class_type"] in ("LoadGenerator", "LoadDiscriminator"):
+            node["inputs"]["model"] = model
+        if "output_dir" in node["inputs"]:
+            node["inputs"]["output_dir"] = str(out)
+    res = collage_nodes.engine().run(api)
+    res.raise_for_status()
+    saved: dict[str, list[Path]] = {}
+    for nid, ui in res.ui.items():
+        title = api[nid].get("_meta", {}).get("title", nid)
+        saved[title] = [Path(i["path"]) for i in ui.get("images", [])]
+    return saved
+
+
+def labelled_row(images: list[Image.Image], labels: list[str], height: int = 160, pad: int = 6) -> Image.Image:
+    """Images scaled to one height, side by side, each with a caption underneath."""
+    scaled = [im.convert("RGB").resize((max(1, round(im.width * height / im.height)), height), Image.NEAREST)
+              for im in images]
+    w = sum(im.width for im in scaled) + pad * (len(scaled) + 1)
+    canvas = Image.new("RGB", (w, height + 2 * pad + 16), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = pad
+    for im, label in zip(scaled, labels):
+        canvas.paste(im, (x, pad))
+        draw.text((x, height + pad + 2), label, fill=(40, 40, 40))
+        x += im.width + pad
+    return canvas
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="emoji-animals")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "images"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        s = run("class_collage", args.model, tmp / "collage")
+        src, col = Image.open(s["Save source"][0]), Image.open(s["Save collage"][0])
+        labelled_row([src, col], ["dog (z, seed 7)", "sCBN: face region -> cat"]).save(out / "class_collage.png")
+
+        for name in ("class_interpolation_grid", "layer_ablation_grid", "class_and_feature_grid", "feature_transplant"):
+            s = run(name, args.model, tmp / name)
+            (path,) = [p for paths in s.values() for p in paths]
+            Image.open(path).save(out / f"{name}.png")
+
+        for name, labels in (("real_image_edit", ["held-out OpenMoji dog", "crop", "projection", "sCBN edit",
+                                                   "pasted back (Poisson)"]),
+                             ("photo_edit", ["photo (CC0)", "crop", "projection", "sCBN edit -> tiger",
+                                             "pasted back (Poisson)"])):
+            s = run(name, args.model, tmp / name)
+            photo_path = json.loads((ROOT / "workflows" / f"{name}.json").read_text())["3"]["inputs"]["path"]
+            ims = [Image.open(ROOT / photo_path)] + [Image.open(s[t][0]) for t in
+                                                      ("Save crop", "Save reconstruction", "Save edited crop",
+                                                       "Save result")]
+            labelled_row(ims, labels).save(out / f"{name}.png")
+    print(f"wrote figures to {out}")
+
+
+if __name__ == "__main__":
+    main()
