@@ -51,7 +51,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         if isinstance(val, bool):
             p.add_argument(flag, type=_parse_bool, default=val, metavar="BOOL", help=f"default {val}")
         elif val is None:
-            conv = _parse_bool if f.name == "channels_last" else (int if f.name == "num_threads" else str)
+            ann = str(f.type)
+            conv = _parse_bool if ann.startswith("bool") else int if ann.startswith("int") else str
             p.add_argument(flag, type=conv, default=None, help="default: automatic")
         else:
             p.add_argument(flag, type=type(val), default=val, help=f"default {val}")

@@ -99,6 +99,16 @@ def test_train_loop_writes_samples_and_exports(tiny_data, tmp_path):
     assert x.shape == (2, 3, 64, 64) and torch.isfinite(x).all() and torch.isfinite(f).all()
 
 
+def test_learning_rate_decay(tiny_data, tmp_path):
+    tr = Trainer(_cfg(tiny_data, tmp_path / "lr", layout="resnet_64", resolution=64, iterations=10, lr_decay_start=6))
+    tr.iteration = 5
+    tr._set_learning_rates()
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4)
+    tr.iteration = 8
+    tr._set_learning_rates()
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4) and tr.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
 def test_diff_augment_ops():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(8, 3, 16, 16) * 2 - 1

@@ -55,6 +55,7 @@ class TrainConfig:
     beta1: float = 0.0
     beta2: float = 0.9
     iterations: int = 5000
+    lr_decay_start: int | None = None  # linear decay of both learning rates to 0 at `iterations` from here
     ema_decay: float = 0.999
     diffaug: str = "color,translation,cutout"
     augment: bool = True
@@ -148,9 +149,21 @@ class Trainer:
         x = diff_augment(x, self.cfg.diffaug, self.rng) if self.cfg.diffaug else x
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def _set_learning_rates(self) -> None:
+        """SNGAN's schedule: constant, then (from ``lr_decay_start``) linear decay to zero at ``iterations``."""
+        cfg = self.cfg
+        scale = 1.0
+        if cfg.lr_decay_start is not None and self.iteration >= cfg.lr_decay_start:
+            span = max(1, cfg.iterations - cfg.lr_decay_start)
+            scale = max(0.0, 1.0 - (self.iteration - cfg.lr_decay_start) / span)
+        for opt, lr in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+
     def step(self) -> dict[str, float]:
         """One iteration: ``n_dis`` discriminator updates, then one generator update and the EMA update."""
         cfg = self.cfg
+        self._set_learning_rates()
         self.G.train()
         self.D.train()
         logs: dict[str, float] = {}
