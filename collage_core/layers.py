@@ -63,7 +63,7 @@ def upsample_conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
                 outs.append(out if b is None else out + b[:, None, None])
             else:
                 outs.append(F.conv2d(window, kp, b))
-    return F.pixel_shuffle(torch.stack(outs, 2).view(n, 4 * o, h, wd), 2)
+    return F.pixel_shuffle(torch.stack(outs, 2).reshape(n, 4 * o, h, wd), 2)
 
 
 #: at most this many output pixels (batch x height x width), a convolution runs as one matrix product
