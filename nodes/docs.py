@@ -36,6 +36,8 @@ Every node is a typed declaration (`collage_engine.Node`); this page, `neural-co
 | `FEATURE_BLEND` | `collage_core.collage.FeatureBlendSpec`: reference latents, masks and per-point strengths |
 | `IMAGE` | ComfyUI's image: float32 `(B, H, W, C)` in [0, 1] (on the generator's device when generated) |
 | `MASK` | ComfyUI's mask: float32 `(B, H, W)` (or `(H, W)`) in [0, 1] |
+| `DISCRIMINATOR` | a `collage_core.Discriminator` (eval mode) for manifold projection |
+| `CROP` | `collage_core.crop.CropInfo`: the square box a crop was cut from, and the photo's size |
 
 **Variants and grids.** A class map, a feature blend or a class choice holds a batch of *variants* (a strength
 sweep, a layer-range sweep, a batch of masks). `Generate` pairs latents with variants (`combine = pairwise`; a

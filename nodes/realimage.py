@@ -12,12 +12,10 @@ from collage_core.poisson import poisson_composite
 from collage_core.projection import ProjectionCancelled, project
 from collage_engine import Combo, Float, Input, Int, Node, Output, String
 
-from .base import CATEGORY, CLASS_SPEC, GENERATOR, IMAGE, LATENT_Z, MASK, InputError, blame
+from .base import CATEGORY, CLASS_SPEC, CROP, DISCRIMINATOR, GENERATOR, IMAGE, LATENT_Z, MASK, InputError, blame
 from .model import DTYPES, model_file, resolve_device
 
 CAT = f"{CATEGORY}/real image"
-DISCRIMINATOR = "DISCRIMINATOR"
-CROP = "CROP"
 
 
 def _one_image(image: torch.Tensor, name: str) -> torch.Tensor:
