@@ -191,7 +191,7 @@ def test_missing_and_corrupt_files(tmp_path):
 
 def test_bad_latent_files(tmp_path):
     np.save(tmp_path / "short.npy", np.zeros((1, 64), np.float32))
-    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object))  # an object array: pickled by np.save
     np.save(tmp_path / "nan.npy", np.full((128,), np.nan, np.float32))
     np.save(tmp_path / "cube.npy", np.zeros((1, 1, 128), np.float32))
     (tmp_path / "junk.npy").write_bytes(b"junk")
