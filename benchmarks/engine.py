@@ -5,8 +5,8 @@ an identical re-run (all cached), and re-runs after changing the last / the firs
 measured too (calling ``run`` directly) and subtracted, so "µs/node" is pure engine overhead. Target: cold run
 < 50 µs/node.
 
-The real-collage part is a hook: :func:`collage_workflow_rows` returns extra rows; fill it in once the GAN nodes
-(``collage_nodes``) exist, e.g. by loading ``workflows/*.json`` and timing cold and cached runs.
+A second table (:func:`collage_workflow_rows`) times a real collage workflow, cold and cached, on the embedded
+model.
 """
 
 from __future__ import annotations

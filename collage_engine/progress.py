@@ -53,6 +53,8 @@ class TqdmReporter:
                 self.run_bar.set_postfix_str(self._label(self.node))
         elif event == "progress":
             total = data.get("max")
+            if not total or total <= 1:  # a one-step node: the workflow bar says enough
+                return
             if self.node_bar is None or self.node_bar.total != total:
                 self._close_node()
                 self.node_bar = tqdm(total=total, desc=self._label(data.get("node")), file=self.file,
