@@ -86,6 +86,19 @@ def _canonical(obj: Any) -> str:
     return _CANONICAL.encode(obj)
 
 
+
+def public_ui(ui: Any) -> Any:
+    """A node's ``ui`` dict without local file-system ``path`` entries: clients (the editor, ComfyUI) address saved
+    files by ``filename`` / ``subfolder`` / ``type`` only, so server paths never leave the process."""
+    if not isinstance(ui, dict):
+        return ui
+    out = {}
+    for key, items in ui.items():
+        if isinstance(items, list):
+            items = [{k: v for k, v in it.items() if k != "path"} if isinstance(it, dict) else it for it in items]
+        out[key] = items
+    return out
+
 def file_fingerprint(path: Any) -> Any:
     """``[size, mtime_ns]`` of a file (or a marker if it is missing): changes when the file does."""
     if not isinstance(path, str) or not path:

@@ -61,7 +61,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from .executor import Engine
+from .executor import Engine, public_ui
 from .registry import NodeRegistry
 
 __all__ = ["PromptServer", "BackgroundServer", "safe_join", "PathRefused", "QueueItem"]
@@ -144,18 +144,6 @@ def _error(status: int, etype: str, message: str, details: str = "", node_errors
     """ComfyUI's error body: ``{"error": {type, message, details, extra_info}, "node_errors": {...}}``."""
     return _json({"error": {"type": etype, "message": message, "details": details, "extra_info": {}},
                   "node_errors": node_errors or {}}, status)
-
-
-def _public_ui(ui: Any) -> Any:
-    """A node's ui dict without local file-system ``path`` entries (clients address files by folder type)."""
-    if not isinstance(ui, dict):
-        return ui
-    out = {}
-    for key, items in ui.items():
-        if isinstance(items, list):
-            items = [{k: v for k, v in it.items() if k != "path"} if isinstance(it, dict) else it for it in items]
-        out[key] = items
-    return out
 
 
 # ------------------------------------------------------------------------------------------------- queue
@@ -523,7 +511,7 @@ class PromptServer:
         elif event == "execution_cached":
             run.messages.append([event, dict(data)])
         elif event == "executed":
-            data = {**data, "output": _public_ui(data.get("output"))}
+            data = {**data, "output": public_ui(data.get("output"))}
             run.outputs[str(data.get("node"))] = data["output"]
         elif event == "execution_error":
             data = {"current_inputs": {}, "current_outputs": {}, **data}
@@ -1250,7 +1238,7 @@ def _strip_item(item: QueueItem) -> list:
 def _public_history(entry: dict | None) -> dict | None:
     if entry is None:
         return None
-    return {**entry, "outputs": {k: _public_ui(v) for k, v in entry.get("outputs", {}).items()}}
+    return {**entry, "outputs": {k: public_ui(v) for k, v in entry.get("outputs", {}).items()}}
 
 
 def _queue_job(item: QueueItem, status: str) -> dict:
@@ -1313,7 +1301,7 @@ def _history_job(pid: str, entry: dict, full: bool = False) -> dict:
         if v is not None:
             job[k] = v
     if full:
-        job["outputs"] = {k: _public_ui(v) for k, v in outputs.items()}
+        job["outputs"] = {k: public_ui(v) for k, v in outputs.items()}
         job["execution_status"] = status
         job["workflow"] = {"prompt": prompt, "extra_data": extra}
     return job

@@ -49,6 +49,7 @@ from typing import Any
 
 from collage_engine import MISSING, Context, Input, Node, NodeOutput, file_fingerprint
 from collage_engine.declare import DeclarationError
+from collage_engine.executor import public_ui
 from collage_engine.validate import check_constant
 
 from . import registry as _registry
@@ -282,7 +283,7 @@ class ComfyNode:
             values, ui = self._run(ctx, kwargs)
         outputs = tuple(_to_comfy(o.type, v) for o, v in zip(node.outputs, values))
         if ui is not None:
-            return {"ui": _comfy_ui(ui), "result": outputs}
+            return {"ui": public_ui(ui), "result": outputs}
         if key is not None:
             with _loaded_lock:
                 _loaded[key] = outputs
@@ -335,16 +336,6 @@ def _float32() -> Any:
     import torch
 
     return torch.float32
-
-
-def _comfy_ui(ui: dict) -> dict:
-    """A node's ``ui`` for ComfyUI: file entries keep ``filename``/``subfolder``/``type`` (no server paths)."""
-    out = {}
-    for key, items in ui.items():
-        if isinstance(items, list):
-            items = [{k: v for k, v in it.items() if k != "path"} if isinstance(it, dict) else it for it in items]
-        out[key] = items
-    return out
 
 
 def _fingerprint_material(node: type[Node], consts: dict) -> Any:
