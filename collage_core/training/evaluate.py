@@ -141,7 +141,7 @@ class EvalReport:
             ("class accuracy of samples", f"{self.class_accuracy:.1%}", ">= 90%", p["class_accuracy"]),
             ("sCBN translation accuracy (whole map)", f"{self.translation_accuracy:.1%}", ">= 90%",
              p["translation_accuracy"]),
-            ("locality: mean |change| inside / outside a half-image mask", f"{self.locality_ratio:.1f}x", ">= 5x",
+            ("locality: mean absolute change inside / outside a half-image mask", f"{self.locality_ratio:.1f}x", ">= 5x",
              p["locality_ratio"]),
             ("diversity: within-class pairwise RMS distance, samples / real", f"{self.diversity_pixel:.0%}",
              ">= 50%", p["diversity_pixel"]),
