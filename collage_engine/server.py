@@ -673,11 +673,10 @@ class PromptServer:
         return _json(self.status())
 
     async def _post_prompt(self, request: web.Request) -> web.Response:
-        body = await _read_json(request)
+        body = await _read_json_object(request, "invalid_prompt", "Invalid prompt",
+                                       "the request body must be a JSON object")
         if isinstance(body, web.Response):
             return body
-        if not isinstance(body, dict):
-            return _error(400, "invalid_prompt", "Invalid prompt", "the request body must be a JSON object")
         prompt = body.get("prompt")
         if prompt is None:
             return _error(400, "no_prompt", "No prompt provided", "No prompt provided")
@@ -736,11 +735,9 @@ class PromptServer:
                       "queue_pending": [_strip_item(i) for i in pending]})
 
     async def _post_queue(self, request: web.Request) -> web.Response:
-        body = await _read_json(request)
+        body = await _read_json_object(request, "invalid_request", "expected {\"clear\": true} or {\"delete\": [ids]}")
         if isinstance(body, web.Response):
             return body
-        if not isinstance(body, dict):
-            return _error(400, "invalid_request", "expected {\"clear\": true} or {\"delete\": [ids]}")
         if body.get("clear"):
             self.clear_pending()
         ids = body.get("delete")
@@ -772,11 +769,9 @@ class PromptServer:
         return _json({pid: _public_history(entry)} if entry is not None else {})
 
     async def _post_history(self, request: web.Request) -> web.Response:
-        body = await _read_json(request)
+        body = await _read_json_object(request, "invalid_request", "expected {\"clear\": true} or {\"delete\": [ids]}")
         if isinstance(body, web.Response):
             return body
-        if not isinstance(body, dict):
-            return _error(400, "invalid_request", "expected {\"clear\": true} or {\"delete\": [ids]}")
         with self._cond:
             if body.get("clear"):
                 for pid in self._history:
@@ -1066,11 +1061,9 @@ class PromptServer:
         return _json(self._load_settings().get(request.match_info["id"]))
 
     async def _post_settings(self, request: web.Request) -> web.Response:
-        body = await _read_json(request)
+        body = await _read_json_object(request, "invalid_request", "settings must be a JSON object")
         if isinstance(body, web.Response):
             return body
-        if not isinstance(body, dict):
-            return _error(400, "invalid_request", "settings must be a JSON object")
         with self._cond:
             self._save_settings({**self._load_settings(), **body})
         return web.Response(status=200)
@@ -1229,6 +1222,14 @@ async def _read_json(request: web.Request) -> Any:
         return _error(400, "invalid_json", "Invalid JSON", "nested too deeply")
     except ValueError as e:
         return _error(400, "invalid_json", "Invalid JSON", str(e))
+
+async def _read_json_object(request: web.Request, etype: str, message: str, details: str = "") -> Any:
+    """The request's JSON body if it is an object; otherwise the 400/413 response to send (``etype``, ``message``,
+    ``details`` describe a body that parsed but is not an object)."""
+    body = await _read_json(request)
+    if isinstance(body, web.Response) or isinstance(body, dict):
+        return body
+    return _error(400, etype, message, details)
 
 
 def _strip_item(item: QueueItem) -> list:
