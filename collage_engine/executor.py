@@ -86,6 +86,25 @@ def _canonical(obj: Any) -> str:
     return _CANONICAL.encode(obj)
 
 
+def normalise_result(cls: Any, result: Any) -> tuple[tuple, dict | None]:
+    """A node's ``run`` result as ``(outputs tuple, ui dict or None)``: a bare value for a one-output node, ``None``
+    for a node without outputs, or a :class:`NodeOutput`; ``TypeError`` when it does not match the declaration."""
+    ui = getattr(result, "ui", None) if isinstance(result, NodeOutput) else None
+    n_out = len(cls.outputs)
+    if result is None and n_out == 0:
+        result = ()
+    elif not isinstance(result, tuple) or (n_out == 1 and not isinstance(result, NodeOutput)
+                                           and len(result) != 1):
+        if n_out != 1:
+            raise TypeError(f"{cls.name}.run must return a tuple of {n_out} values, got {type(result).__name__}")
+        result = (result,)
+    if len(result) != n_out:
+        raise TypeError(f"{cls.name}.run returned {len(result)} values, {n_out} declared")
+    if ui is not None and not isinstance(ui, dict):
+        raise TypeError(f"{cls.name}.run: ui must be a dict")
+    return tuple(result), ui
+
+
 
 def public_ui(ui: Any) -> Any:
     """A node's ``ui`` dict without local file-system ``path`` entries: clients (the editor, ComfyUI) address saved
@@ -341,21 +360,7 @@ class Engine:
                 kwargs[name] = None if inp.default is MISSING else inp.default
         ctx = Context(node.id, cls.name, prompt_id, emit, self._cancel, prompt, extra)
         result = self.instance(cls).run(ctx, **kwargs)
-        ui = getattr(result, "ui", None) if isinstance(result, NodeOutput) else None
-        n_out = len(cls.outputs)
-        if result is None and n_out == 0:
-            result = ()
-        elif not isinstance(result, tuple) or (n_out == 1 and not isinstance(result, NodeOutput)
-                                               and len(result) != 1):
-            if n_out != 1:
-                raise TypeError(f"{cls.name}.run must return a tuple of {n_out} values, got "
-                                f"{type(result).__name__}")
-            result = (result,)
-        if len(result) != n_out:
-            raise TypeError(f"{cls.name}.run returned {len(result)} values, {n_out} declared")
-        if ui is not None and not isinstance(ui, dict):
-            raise TypeError(f"{cls.name}.run: ui must be a dict")
-        return tuple(result), ui
+        return normalise_result(cls, result)
 
 
 _VOLATILE: Any = object()

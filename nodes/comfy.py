@@ -49,7 +49,7 @@ from typing import Any
 
 from collage_engine import MISSING, Context, Input, Node, NodeOutput, file_fingerprint
 from collage_engine.declare import DeclarationError
-from collage_engine.executor import public_ui
+from collage_engine.executor import normalise_result, public_ui
 from collage_engine.validate import check_constant
 
 from . import registry as _registry
@@ -293,22 +293,7 @@ class ComfyNode:
 
     def _run(self, ctx: ComfyContext, kwargs: dict) -> tuple[tuple, dict | None]:
         """Run the declaration's ``run`` and normalise its result like the engine does."""
-        node = self.NODE
-        result = self._node.run(ctx, **kwargs)
-        ui = result.ui if isinstance(result, NodeOutput) else None
-        n_out = len(node.outputs)
-        if result is None and n_out == 0:
-            result = ()
-        elif not isinstance(result, tuple) or (n_out == 1 and not isinstance(result, NodeOutput)
-                                               and len(result) != 1):
-            if n_out != 1:
-                raise TypeError(f"{node.name}.run must return a tuple of {n_out} values, got {type(result).__name__}")
-            result = (result,)
-        if len(result) != n_out:
-            raise TypeError(f"{node.name}.run returned {len(result)} values, {n_out} declared")
-        if ui is not None and not isinstance(ui, dict):
-            raise TypeError(f"{node.name}.run: ui must be a dict")
-        return tuple(result), ui
+        return normalise_result(self.NODE, self._node.run(ctx, **kwargs))
 
 
 def _from_comfy(value: Any) -> Any:
