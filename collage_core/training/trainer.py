@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -26,6 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.profiler import record_function
 
 from ..checkpoints import save_discriminator, save_generator
 from ..config import PAIRED_DISCRIMINATOR, DiscriminatorConfig, GeneratorConfig
@@ -35,6 +35,7 @@ from ..images import grid, save_png, to_uint8
 from ..scbn import ClassCondition
 from .augment import data_augment, diff_augment
 from .dataset import ImageDataset
+from .state import read_state, restore, write_state
 
 DEFAULT_LAYOUT = {64: "resnet_64", 128: "resnet_small", 256: "resnet_256"}
 
@@ -57,6 +58,12 @@ class TrainConfig:
     iterations: int = 5000
     lr_decay_start: int | None = None  # linear decay of both learning rates to 0 at `iterations` from here
     ema_decay: float = 0.999
+    # LeCam regularisation (Tseng et al. 2021, "Regularizing GANs under limited data"): weight, EMA decay
+    lecam: float = 0.0
+    lecam_decay: float = 0.99
+    # R1 penalty on (augmented) real images, gamma/2 * |grad D(x)|^2, applied every r1_every D steps (lazy)
+    r1_gamma: float = 0.0
+    r1_every: int = 16
     diffaug: str = "color,translation,cutout"
     augment: bool = True
     seed: int = 0
@@ -119,6 +126,9 @@ class Trainer:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.iteration = 0
+        self.d_steps = 0
+        # LeCam anchors: EMAs of the mean D output on real and fake images (part of the resumable state)
+        self.lecam_ema = torch.zeros(2)
         self.rng = torch.Generator(device=self.device).manual_seed(cfg.seed + 1)
         fixed = torch.Generator().manual_seed(1234)
         self.fixed_z = torch.randn(k * cfg.sample_columns, cfg.dim_z, generator=fixed).to(self.device)
@@ -161,38 +171,79 @@ class Trainer:
                 group["lr"] = lr * scale
 
     def step(self) -> dict[str, float]:
-        """One iteration: ``n_dis`` discriminator updates, then one generator update and the EMA update."""
+        """One iteration: ``n_dis`` discriminator updates, then one generator update and the EMA update.
+
+        The parts are labelled with ``torch.profiler.record_function`` (``benchmarks/training.py`` reads them).
+        """
         cfg = self.cfg
         self._set_learning_rates()
         self.G.train()
         self.D.train()
         logs: dict[str, float] = {}
         for _ in range(cfg.n_dis):
-            real, y_real = self._real_batch()
+            with record_function("augment real"):
+                real, y_real = self._real_batch()
             z, y_fake = self._latents(cfg.batch_size)
+            r1 = cfg.r1_gamma > 0 and self.d_steps % cfg.r1_every == 0
             with self._autocast():
-                with torch.no_grad():
+                with torch.no_grad(), record_function("G forward (D step)"):
                     fake = self._generate(self.G, z, y_fake)
-                d_real = self.D(self._aug(real), y_real).float()
-                d_fake = self.D(self._aug(fake.detach()), y_fake).float()
-                loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
+                with record_function("DiffAugment"):
+                    real_in = self._aug(real)
+                    fake_in = self._aug(fake.detach())
+                if r1:
+                    real_in = real_in.detach().requires_grad_(True)
+                with record_function("D forward"):
+                    d_real = self.D(real_in, y_real).float()
+                    d_fake = self.D(fake_in, y_fake).float()
+                    loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+                    loss_d = loss_d + self._lecam(d_real, d_fake)
+            if r1:
+                with record_function("R1 penalty"):
+                    (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
+                    penalty = grad.float().square().sum(dim=(1, 2, 3)).mean()
+                    # lazy regularisation: every r1_every steps, scaled up by r1_every (StyleGAN2)
+                    loss_d = loss_d + cfg.r1_gamma / 2 * penalty * cfg.r1_every
+                    logs["r1"] = float(penalty.detach())
+            with record_function("D backward"):
+                self.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+            with record_function("optimiser (D)"):
+                self.opt_d.step()
+            self.d_steps += 1
         z, y = self._latents(cfg.batch_size)
         self.D.requires_grad_(False)
         with self._autocast():
-            fake = self._generate(self.G, z, y)
-            loss_g = -self.D(self._aug(fake), y).float().mean()
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+            with record_function("G forward (G step)"):
+                fake = self._generate(self.G, z, y)
+            with record_function("DiffAugment"):
+                fake_in = self._aug(fake)
+            with record_function("D forward (G step)"):
+                loss_g = -self.D(fake_in, y).float().mean()
+        with record_function("G step backward (D, G)"):
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        with record_function("optimiser (G)"):
+            self.opt_g.step()
         self.D.requires_grad_(True)
-        self._ema_update()
+        with record_function("EMA of G"):
+            self._ema_update()
         self.iteration += 1
         logs.update(loss_d=loss_d.item(), loss_g=loss_g.item(), d_real=d_real.mean().item(),
                     d_fake=d_fake.mean().item())
         return logs
+
+    def _lecam(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """LeCam regulariser: keeps D's outputs on reals near the fakes' running mean and vice versa."""
+        cfg = self.cfg
+        if cfg.lecam <= 0:
+            return d_real.new_zeros(())
+        with torch.no_grad():
+            means = torch.stack([d_real.mean(), d_fake.mean()]).cpu()
+            self.lecam_ema.lerp_(means, 1 - cfg.lecam_decay)
+        ema_real, ema_fake = (float(v) for v in self.lecam_ema)
+        reg = F.relu(d_real - ema_fake).square().mean() + F.relu(ema_real - d_fake).square().mean()
+        return cfg.lecam * reg
 
     @torch.no_grad()
     def _ema_update(self) -> None:
@@ -251,50 +302,26 @@ class Trainer:
     # ----------------------------------------------------------------------------------- state and export
     def save_state(self, path: Path | None = None) -> Path:
         """Everything needed to resume, as one safetensors file (tensors + JSON metadata); no pickle."""
-        from safetensors.torch import save_file
-
-        tensors: dict[str, torch.Tensor] = {}
-        for name, mod in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            for k, v in mod.state_dict().items():
-                tensors[f"{name}/{k}"] = v.detach().cpu().contiguous()
-        meta: dict[str, Any] = {"iteration": self.iteration, "config": asdict(self.cfg)}
-        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-            sd = opt.state_dict()
-            meta[name] = {"param_groups": sd["param_groups"]}
-            for idx, st in sd["state"].items():
-                for k, v in st.items():
-                    tensors[f"{name}/{idx}/{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
-        tensors["rng/torch"] = torch.get_rng_state()
-        tensors["rng/train"] = self.rng.get_state().cpu()
-        path = path or self.out / "state.safetensors"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={"neural_collage_train": json.dumps(meta)})
-        os.replace(tmp, path)
-        return path
+        meta = {"iteration": self.iteration, "d_steps": self.d_steps, "config": asdict(self.cfg)}
+        extra = {"lecam_ema": self.lecam_ema, "rng/torch": torch.get_rng_state(), "rng/train": self.rng.get_state()}
+        return write_state(path or self.out / "state.safetensors", self._modules(), self._optimizers(), meta, extra)
 
     def load_state(self, path: str | Path) -> None:
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {})["neural_collage_train"])
-        tensors = load_file(str(path))
-        for name, mod in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
-            sd = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + "/")}
-            mod.load_state_dict(sd, strict=True)
-        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
-            state: dict[int, dict[str, torch.Tensor]] = {}
-            for k, v in tensors.items():
-                if k.startswith(name + "/"):
-                    _, idx, key = k.split("/", 2)
-                    state.setdefault(int(idx), {})[key] = v.to(self.device) if key != "step" else v
-            opt.load_state_dict({"state": state, "param_groups": meta[name]["param_groups"]})
+        tensors, meta = read_state(path)
+        restore(tensors, meta, self._modules(), self._optimizers(), self.device)
         torch.set_rng_state(tensors["rng/torch"])
         self.rng.set_state(tensors["rng/train"].to(self.rng.device) if self.device.type != "cpu"
                            else tensors["rng/train"])
         self.iteration = int(meta["iteration"])
+        self.d_steps = int(meta.get("d_steps", self.iteration * self.cfg.n_dis))
+        if "lecam_ema" in tensors:
+            self.lecam_ema = tensors["lecam_ema"].float().cpu()
+
+    def _modules(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}
 
     @torch.no_grad()
     def recalibrate_ema(self, batches: int = 32) -> None:
