@@ -15,12 +15,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .discriminator import Discriminator
 from .generator import Generator
+
+if TYPE_CHECKING:
+    from .encoder import Encoder
 
 
 def image_to_model_range(u8: torch.Tensor) -> torch.Tensor:
@@ -135,15 +139,21 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
             D: Discriminator | None = None, *, steps: int = 200, lr: float = 0.075, pixel_weight: float = 0.2,
             restarts: int = 1, top_k_classes: int | None = None, patience: int | None = None,
             min_improvement: float = 1e-4, seed: int = 0, z_init: torch.Tensor | None = None,
+            encoder: "Encoder | None" = None, init_samples: int = 0,
             progress: Callable[[int, int, float], None] | None = None, cancel: Callable[[], bool] | None = None,
             record_z: bool = False) -> ProjectionResult:
     """Manifold projection: minimise the original's objective over z, for several starts/classes at once.
 
     target: (1, 3, R, R) in [-1, 1] at the generator's resolution (see :func:`collage_core.images.from_uint8`;
         the original reads photos as ``u8 / 128 - 1``).
-    class_id: one class, a list of candidate classes, or None with ``top_k_classes`` (ranked by ``D``'s logit).
+    class_id: one class, a list of candidate classes, or None with ``top_k_classes`` (ranked by the encoder's
+        class logits when an encoder is given, else by ``D``'s logit).
     D: the discriminator for the feature term; None gives pixel-only projection (generators without one).
-    restarts: random starting points per class, optimised together as one batch; the best candidate wins.
+    restarts: starting points per class, optimised together as one batch; the best candidate wins.
+    encoder: an :class:`~collage_core.encoder.Encoder` for ``G``: the first start of every class is ``E(target)``
+        (the paper's initialisation) instead of a random latent.
+    init_samples: pixel-space restarts: draw this many random latents per class, score each by the objective
+        (one forward pass, no optimisation) and start the remaining restarts from the best of them.
     patience: stop when the best loss has not improved by ``min_improvement`` (relative) for this many steps.
     progress(step, steps, best_loss) is called after every step; cancel() returning True stops with
     :class:`ProjectionCancelled`.
@@ -159,11 +169,20 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
         raise ValueError("target contains NaN or infinite values")
     if steps < 1 or restarts < 1:
         raise ValueError("steps and restarts must be at least 1")
+    if init_samples < 0:
+        raise ValueError(f"init_samples must be at least 0, got {init_samples}")
     target = target.to(G.device, G.dtype)
+    encoding = None
+    if encoder is not None:
+        encoder.check_fits(G)
+        encoding = encoder.encode(target)
     if class_id is None:
-        if D is None or not top_k_classes:
-            raise ValueError("give class_id, or a discriminator and top_k_classes to search classes")
-        classes = rank_classes(D, target, top_k_classes)
+        if encoding is not None and top_k_classes:
+            classes = encoding.top_classes(top_k_classes)[0]
+        elif D is None or not top_k_classes:
+            raise ValueError("give class_id, or a discriminator (or encoder) and top_k_classes to search classes")
+        else:
+            classes = rank_classes(D, target, top_k_classes)
     else:
         classes = [int(class_id)] if isinstance(class_id, (int, np.integer)) else [int(c) for c in class_id]
     for c in classes:
@@ -172,6 +191,18 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
     n = len(cands)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     z0 = torch.randn(n, G.config.dim_z, generator=gen)
+    tfeat = None
+    if D is not None:
+        with torch.no_grad():
+            tfeat = D.feature_vector(target)
+    first_random = 1 if encoding is not None else 0
+    if init_samples > 0 and restarts > first_random:
+        z0 = _screened_starts(G, D, target, tfeat, pixel_weight, classes, restarts, first_random, init_samples,
+                              gen, z0)
+    if encoding is not None:
+        for i, (r, _) in enumerate(cands):
+            if r == 0:
+                z0[i] = encoding.z[0].to(z0.dtype).cpu()
     if z_init is not None:
         zi = torch.as_tensor(z_init, dtype=torch.float32).reshape(-1, G.config.dim_z)
         z0[: len(zi)] = zi[:n] if len(zi) <= n else zi[:n]
@@ -180,10 +211,6 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
                 z0[i] = zi[0]
     z = z0.to(G.device, G.dtype).requires_grad_(True)
     y = torch.tensor([c for _, c in cands], device=G.device)
-    tfeat = None
-    if D is not None:
-        with torch.no_grad():
-            tfeat = D.feature_vector(target)
     adam = ChainerAdam(z, alpha=lr)
     history, traj = [], []
     best = math.inf
@@ -221,6 +248,27 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
                             pixel_loss=float(final.pixel[i]), steps=len(history), history=np.stack(history),
                             candidates=cands, stopped_early=stopped_early,
                             z_trajectory=np.stack(traj) if record_z else None)
+
+
+@torch.no_grad()
+def _screened_starts(G: Generator, D: Discriminator | None, target: torch.Tensor, tfeat: torch.Tensor | None,
+                     pixel_weight: float, classes: list[int], restarts: int, first: int, samples: int,
+                     gen: torch.Generator, z0: torch.Tensor) -> torch.Tensor:
+    """``z0`` with restarts ``first..restarts-1`` of every class replaced by the best-scoring of ``samples``
+    random latents of that class (scored by the projection objective, in chunks of 64)."""
+    z0 = z0.clone()
+    need = restarts - first
+    for j, c in enumerate(classes):
+        pool = torch.randn(max(samples, need), G.config.dim_z, generator=gen)
+        scores = []
+        for i in range(0, len(pool), 64):
+            zc = pool[i:i + 64].to(G.device, G.dtype)
+            recon = G.synthesize(zc, classes=torch.full((len(zc),), c, device=G.device))
+            feats = None if tfeat is None else tfeat
+            scores.append(projection_loss(recon, target, D, feats, pixel_weight).total.float().cpu())
+        best = torch.argsort(torch.cat(scores))[:need]
+        z0[j * restarts + first:(j + 1) * restarts] = pool[best]
+    return z0
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

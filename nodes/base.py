@@ -22,6 +22,7 @@ FEATURE_BLEND = "FEATURE_BLEND"  # collage_core.collage.FeatureBlendSpec
 IMAGE = "IMAGE"            # torch float32 (B, H, W, C) in [0, 1]
 MASK = "MASK"              # torch float32 (B, H, W) in [0, 1]
 DISCRIMINATOR = "DISCRIMINATOR"  # collage_core.Discriminator (eval mode)
+ENCODER = "ENCODER"        # collage_core.encoder.Encoder (eval mode): picture -> (z, class logits)
 CROP = "CROP"              # collage_core.crop.CropInfo
 
 #: choices of LoadGenerator's device input (and of the CLI's --device)

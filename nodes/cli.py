@@ -8,6 +8,7 @@ Sub-commands::
     neural-collage data emoji-animals OUT_DIR  # prepare the embedded model's training data
     neural-collage train --data DIR --out DIR  # train a class-conditional GAN (resumable)
     neural-collage export RUN_DIR MODEL_DIR    # write a trained run's EMA generator + discriminator
+    neural-collage train-encoder --out DIR     # train an encoder (picture -> latent) that starts projection
     neural-collage eval MODEL --data DIR       # quality report of a generator
 
 User errors (bad workflow, missing file, bad argument) print one clear message and exit with status 2 (or 1 for
@@ -42,9 +43,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder (state, samples, log)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT has a saved state")
     p.add_argument("--export", metavar="DIR", help="after training, export the model to DIR")
-    defaults = TrainConfig(data="", out="")
-    for f in fields(TrainConfig):
-        if f.name in ("data", "out", "extra"):
+    _add_config_flags(p, TrainConfig(data="", out=""), skip=("data", "out", "extra"))
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_config_flags(p: argparse.ArgumentParser, defaults: object, skip: tuple[str, ...]) -> None:
+    """One ``--flag`` per field of the dataclass instance ``defaults`` (bools take true/false)."""
+    for f in fields(defaults):
+        if f.name in skip:
             continue
         val = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
@@ -56,7 +62,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
             p.add_argument(flag, type=conv, default=None, help="default: automatic")
         else:
             p.add_argument(flag, type=type(val), default=val, help=f"default {val}")
-    p.set_defaults(func=_cmd_train)
 
 
 def _parse_bool(s: str) -> bool:
@@ -78,6 +83,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.export:
         g, d = tr.export(args.export)
         print(f"exported {g} and {d}")
+    return 0
+
+
+def _add_train_encoder(sub: argparse._SubParsersAction) -> None:
+    from collage_core.training.encoder_train import EncoderTrainConfig
+
+    p = sub.add_parser("train-encoder", help="train an encoder (picture -> latent) that starts projection",
+                       description="Train E: picture -> (z, class logits) for a generator on its own samples and, "
+                                   "with --data, on its training pictures; the result OUT/encoder.safetensors starts "
+                                   "Project Image near the answer. Resumes from OUT/state.safetensors.")
+    p.add_argument("--out", required=True, help="run folder (state, samples, log, encoder.safetensors)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUT has a saved state")
+    p.add_argument("--export", metavar="PATH", help="also write the encoder here (e.g. a model folder's "
+                                                    "encoder.safetensors), in float16")
+    _add_config_flags(p, EncoderTrainConfig(out=""), skip=("out",))
+    p.set_defaults(func=_cmd_train_encoder)
+
+
+def _cmd_train_encoder(args: argparse.Namespace) -> int:
+    from collage_core.training.encoder_train import EncoderTrainConfig, EncoderTrainer
+
+    names = {f.name for f in fields(EncoderTrainConfig)}
+    cfg = EncoderTrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    if cfg.data and not Path(cfg.data).is_dir():
+        raise UserError(f"--data {cfg.data}: no such folder (prepare one with `neural-collage data emoji-animals`)")
+    tr = EncoderTrainer(cfg)
+    state = Path(cfg.out) / "state.safetensors"
+    if state.is_file() and not args.no_resume:
+        tr.load_state(state)
+    path = tr.train(progress=True)
+    print(f"wrote {path}")
+    if args.export:
+        print(f"exported {tr.export(args.export, half=True)}")
     return 0
 
 
@@ -329,7 +367,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
-_COMMANDS = [_add_run, _add_validate, _add_nodes, _add_data, _add_train, _add_export, _add_eval, _add_serve]
+_COMMANDS = [_add_run, _add_validate, _add_nodes, _add_data, _add_train, _add_export, _add_train_encoder, _add_eval,
+             _add_serve]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from collage_core import load_discriminator
+from collage_core.encoder import load_encoder
 from collage_core.collage import ClassSpec
 from collage_core.crop import CropInfo, crop_photo, paste_back
 from collage_core.images import image_to_uint8
 from collage_core.poisson import poisson_composite
 from collage_core.projection import ProjectionCancelled, project
-from collage_engine import Combo, Float, Input, Int, Node, Output, String
+from collage_engine import Combo, Float, Input, Int, Node, Output, String, file_fingerprint
 
-from .base import CATEGORY, CLASS_SPEC, CROP, DISCRIMINATOR, GENERATOR, IMAGE, LATENT_Z, MASK, InputError, blame
-from .model import DTYPES, model_file, resolve_device
+from .base import (CATEGORY, CLASS_SPEC, CROP, DISCRIMINATOR, ENCODER, GENERATOR, IMAGE, LATENT_Z, MASK, InputError,
+                   blame)
+from .model import DTYPES, resolve_device
 
 CAT = f"{CATEGORY}/real image"
 
@@ -33,6 +37,18 @@ def _one_mask(mask: torch.Tensor | None, name: str) -> torch.Tensor | None:
     return m[0]
 
 
+def _checkpoint(model: object, kind: str) -> str | None:
+    """The file a model input names for ``kind`` (an embedded model's file of that kind, or a path), or None."""
+    from collage_core.models import embedded_model_path
+
+    if not isinstance(model, str):
+        return None
+    found = embedded_model_path(model, kind)
+    if found is not None:
+        return str(found)
+    return model if model and os.path.isfile(model) else None
+
+
 class LoadDiscriminator(Node):
     """Load the discriminator that manifold projection compares features with: an embedded model's (by name) or a
     checkpoint file (our .safetensors or the original's .npz)."""
@@ -47,17 +63,47 @@ class LoadDiscriminator(Node):
     outputs = [Output("discriminator", DISCRIMINATOR, "The discriminator, in eval mode.")]
 
     def validate(self, model=None, **_):
-        from collage_core.models import embedded_model_path
-
-        if isinstance(model, str) and embedded_model_path(model, "discriminator") is None and model_file(model) is None:
+        if isinstance(model, str) and _checkpoint(model, "discriminator") is None:
             return [("model", f"{model!r} is neither a discriminator checkpoint nor an embedded model with one")]
         return None
+
+    def fingerprint(self, model=None, **_):
+        path = _checkpoint(model, "discriminator")
+        return file_fingerprint(path) if path else None
 
     def run(self, ctx, model, device, dtype):
         with blame("device"):
             dev = resolve_device(device)
         with blame("model"):
             return (load_discriminator(model, device=dev, dtype=dtype),)
+
+
+class LoadEncoder(Node):
+    """Load the encoder that starts manifold projection near the answer (the paper's initialisation): picture ->
+    latent and class scores. An embedded model's (by name) or a file written by `neural-collage train-encoder`."""
+
+    display_name = "Load Encoder"
+    category = CAT
+    inputs = [
+        String("model", "emoji-animals", description="An embedded model name or an encoder checkpoint path."),
+        Combo("device", ["auto", "cpu", "cuda", "mps"], default="auto", description="Where it runs."),
+    ]
+    outputs = [Output("encoder", ENCODER, "The encoder, in eval mode.")]
+
+    def validate(self, model=None, **_):
+        if isinstance(model, str) and _checkpoint(model, "encoder") is None:
+            return [("model", f"{model!r} is neither an encoder checkpoint nor an embedded model with one")]
+        return None
+
+    def fingerprint(self, model=None, **_):
+        path = _checkpoint(model, "encoder")
+        return file_fingerprint(path) if path else None
+
+    def run(self, ctx, model, device):
+        with blame("device"):
+            dev = resolve_device(device)
+        with blame("model"):
+            return (load_encoder(model, device=dev),)
 
 
 class CropToModel(Node):
@@ -101,11 +147,18 @@ class ProjectImage(Node):
         Input("image", IMAGE, description="The picture [1, r, r, C] at the model's resolution (Crop to Model)."),
         Input("discriminator", DISCRIMINATOR, optional=True,
               description="For the feature term; without it the projection is pixel-only."),
+        Input("encoder", ENCODER, optional=True,
+              description="Starts the first restart of every class at E(picture) (the paper's initialisation) and, "
+                          "with class 'auto', ranks the classes; without it every start is random."),
         String("class_name", "auto",
-               description="The picture's class (name or id), or 'auto' to try the discriminator's top classes."),
+               description="The picture's class (name or id), or 'auto' to try the top classes (by the encoder, "
+                           "else by the discriminator)."),
         Int("top_k", 3, min=1, max=32, description="With class 'auto': how many top classes to try."),
         Int("steps", 200, min=1, max=5000, description="Adam steps (the original: 200)."),
-        Int("restarts", 4, min=1, max=64, description="Random starting points per class, optimised together."),
+        Int("restarts", 4, min=1, max=64, description="Starting points per class, optimised together."),
+        Int("init_samples", 0, min=0, max=4096,
+            description="Pixel-space restarts: score this many random latents per class by the loss and start the "
+                        "random restarts from the best of them (0 = plain random starts)."),
         Float("lr", 0.075, min=1e-5, max=1.0, step=0.005, description="Adam step size (the original: 0.075)."),
         Float("pixel_weight", 0.2, min=0.0, max=100.0, step=0.05,
               description="Weight of the pixel MSE term (the original: 0.2)."),
@@ -117,8 +170,8 @@ class ProjectImage(Node):
                Output("reconstruction", IMAGE, "G(z) for that latent."),
                Output("classes", CLASS_SPEC, "The class it was projected with.")]
 
-    def run(self, ctx, generator, image, discriminator=None, class_name="auto", top_k=3, steps=200, restarts=4,
-            lr=0.075, pixel_weight=0.2, patience=0, seed=0):
+    def run(self, ctx, generator, image, discriminator=None, encoder=None, class_name="auto", top_k=3, steps=200,
+            restarts=4, init_samples=0, lr=0.075, pixel_weight=0.2, patience=0, seed=0):
         image = _one_image(image, "image")
         r = generator.resolution
         if tuple(image.shape[1:3]) != (r, r):
@@ -126,14 +179,18 @@ class ProjectImage(Node):
                                       f"crop it with Crop to Model first")
         target = image[..., :3].permute(0, 3, 1, 2).to(generator.device, torch.float32) * 2 - 1
         auto = class_name.strip().lower() == "auto"
-        if auto and discriminator is None:
-            raise InputError("class_name", "'auto' needs a discriminator; connect one or name the class")
+        if auto and discriminator is None and encoder is None:
+            raise InputError("class_name", "'auto' needs a discriminator or an encoder; connect one or name the class")
         with blame("class_name"):
             cls = None if auto else generator.class_index(class_name)
+        if encoder is not None:
+            with blame("encoder"):
+                encoder.check_fits(generator)
         try:
             res = project(generator, target, cls, discriminator, steps=steps, lr=lr, pixel_weight=pixel_weight,
                           restarts=restarts, top_k_classes=top_k if auto else None, patience=patience or None,
-                          seed=seed, progress=lambda t, n, loss: ctx.progress(t, n),
+                          seed=seed, encoder=encoder, init_samples=init_samples,
+                          progress=lambda t, n, loss: ctx.progress(t, n),
                           cancel=lambda: ctx.check_cancelled() or False)
         except ProjectionCancelled as e:  # pragma: no cover - check_cancelled raises first
             raise InputError("steps", str(e)) from None

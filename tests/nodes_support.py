@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = FIXTURES / "tiny_generator.safetensors"
 TINY_D = FIXTURES / "tiny_discriminator.safetensors"
+TINY_E = FIXTURES / "tiny_encoder.safetensors"
 WORKFLOWS = ROOT / "workflows"
 CLASS_NAMES = ["dog", "cat", "tiger", "lion", "fox", "wolf", "bear", "polar_bear", "panda", "koala", "monkey", "cow",
                "pig", "mouse", "hamster", "rabbit", "horse", "unicorn", "frog", "raccoon", "dragon"]
@@ -46,16 +47,27 @@ def make_tiny_discriminator(path: Path = TINY_D, seed: int = 0) -> Path:
     return save_discriminator(D, path, provenance={"source": "tests/nodes_support.py", "note": "random weights"})
 
 
+def make_tiny_encoder(path: Path = TINY_E, seed: int = 0) -> Path:
+    """A random encoder (ch=2) for the tiny generator: 64px pictures, 128-d latents, the 21 classes."""
+    from collage_core.encoder import Encoder, EncoderConfig, save_encoder
+
+    torch.manual_seed(seed)
+    E = Encoder(EncoderConfig(resolution=64, dim_z=128, n_classes=21, ch=2), class_names=CLASS_NAMES)
+    return save_encoder(E, path, provenance={"source": "tests/nodes_support.py", "note": "random weights"})
+
+
 def api(name: str) -> dict:
     """A workflow of workflows/ in API format."""
     return json.loads((WORKFLOWS / f"{name}.json").read_text())
 
 
 def use_tiny(api: dict, out_dir: Path | None = None) -> dict:
-    """Point every LoadGenerator / LoadDiscriminator at the tiny models (and every saver at ``out_dir``)."""
+    """Point every LoadGenerator / LoadDiscriminator / LoadEncoder at the tiny models (and every saver at
+    ``out_dir``)."""
     for node in api.values():
-        if node["class_type"] in ("LoadGenerator", "LoadDiscriminator"):
-            node["inputs"]["model"] = str(TINY if node["class_type"] == "LoadGenerator" else TINY_D)
+        tiny = {"LoadGenerator": TINY, "LoadDiscriminator": TINY_D, "LoadEncoder": TINY_E}.get(node["class_type"])
+        if tiny is not None:
+            node["inputs"]["model"] = str(tiny)
             node["inputs"]["device"] = "cpu"
         if node["class_type"] == "ProjectImage":  # a few steps are enough to exercise the path
             node["inputs"]["steps"] = min(node["inputs"]["steps"], 3)
@@ -66,7 +78,7 @@ def use_tiny(api: dict, out_dir: Path | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    print(make_tiny_generator(), make_tiny_discriminator())
+    print(make_tiny_generator(), make_tiny_discriminator(), make_tiny_encoder())
 
 
 _G = {}
