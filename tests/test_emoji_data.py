@@ -51,7 +51,24 @@ def test_excluded_icons_are_not_in_the_tables() -> None:
     by_style = {s.style: s for s in ed.default_sets()}
     for style, cls in ed.EXCLUDED_ICONS:
         assert cls not in by_style[style].icons, (style, cls)
-    assert not any(name.startswith("fox") for name in by_style["fxemoji"].icons.values())
+    for (style, icon) in ed.EXCLUDED_VARIANTS:
+        assert all(icon not in names for names in by_style[style].icons.values()), (style, icon)
+    # fxemoji's fox* icons are Firefox foxes: they belong to the fox class only, never to cat
+    fx = by_style["fxemoji"]
+    assert all(n.startswith("fox") for n in fx.icon_names("fox")) and fx.icon_names("cat") == ("cat",)
+
+
+def test_icon_tables_list_heads_first_and_no_duplicates() -> None:
+    total = 0
+    for s in ed.TRAIN_SETS:
+        for cls, names in s.icons.items():
+            assert isinstance(names, tuple) and len(set(names)) == len(names), (s.style, cls)
+            total += len(names)
+        if "cat" in s.icons and len(s.icons["cat"]) > 1:  # the style's own cat face comes first
+            assert s.icons["cat"][0] in ("cat-face", "1f431"), s.style
+    assert total >= 300
+    with pytest.raises(ValueError, match="lists no icon"):
+        ed.EmojiSet("x", "p", "1.0.0", "MIT", None, "iconify", ed.TRAIN_SPLIT, {"dog": ()})
 
 
 def test_kept_classes_drops_rare_classes() -> None:
@@ -206,6 +223,59 @@ def _fake_openmoji(cache: Path) -> ed.EmojiSet:
     return s
 
 
+def _fake_files(cache: Path, style: str, kind: str) -> ed.EmojiSet:
+    """A package of one file per icon: SVGs (kind svg-files) or a WebP/PNG pair (raster-files, with a variant)."""
+    package = f"fake-{style}"
+    if kind == "svg-files":
+        s = ed.EmojiSet(style, package, "2.0.0", "CC-BY-4.0", None, kind, ed.TRAIN_SPLIT, {"dog": "1f436"},
+                        member="svg/{icon}.svg", author="Fake Artist", art_url="https://example.org/art")
+    else:
+        s = ed.EmojiSet(style, package, "2.0.0", "MIT", None, kind, ed.TRAIN_SPLIT, {"dog": ("1f436", "1f415")},
+                        member="assets/{icon}.webp", author="Raster Artist", note="converted from PNGs")
+    with tarfile.open(cache / s.tarball_name, "w:gz") as tar:
+        _add(tar, "package.json", json.dumps({"name": package, "version": "2.0.0"}).encode())
+        if kind == "svg-files":
+            svg = '<svg viewBox="0 0 36 36" xmlns="http://www.w3.org/2000/svg"><rect x="4" y="8" width="28" ' \
+                  'height="20" fill="#20a0a0"/></svg>'
+            _add(tar, "svg/1f436.svg", svg.encode())
+        else:
+            for icon, colour in (("1f436", (200, 120, 20, 255)), ("1f415", (20, 120, 200, 255))):
+                im = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+                im.paste(colour, (10, 5, 30, 35))
+                buf = io.BytesIO()
+                im.save(buf, format="WEBP", lossless=True)
+                _add(tar, f"assets/{icon}.webp", buf.getvalue())
+    digest = hashlib.sha512((cache / s.tarball_name).read_bytes()).digest()
+    return dataclasses.replace(s, integrity="sha512-" + base64.b64encode(digest).decode())
+
+
+def test_build_dataset_from_file_packages_and_variants(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("resvg_py", reason="the SVG rasteriser resvg-py is not installed (pip install resvg-py)")
+    monkeypatch.setattr(ed.shutil, "which", lambda name: None)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    sets = [_fake_iconify(cache, "style0", "c03030"), _fake_files(cache, "svgs", "svg-files"),
+            _fake_files(cache, "rasters", "raster-files")]
+    out = ed.build_dataset(tmp_path / "out", sets, cache, size=32, progress=False, classes=("dog",))
+    names = sorted(p.name for p in (out / "train" / "dog").iterdir())
+    assert names == ["rasters--1f415.png", "rasters.png", "style0.png", "svgs.png"]
+    base = np.asarray(Image.open(out / "train" / "dog" / "rasters.png"))
+    variant = np.asarray(Image.open(out / "train" / "dog" / "rasters--1f415.png"))
+    assert base[16, 16, 0] > 150 and variant[16, 16, 2] > 150  # each file is its own picture, on white
+    assert (base[0, 0] == 255).all()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["format_version"] == 2
+    assert {(r["style"], r["variant"]) for r in manifest["images"]} == {("style0", 0), ("svgs", 0), ("rasters", 0),
+                                                                         ("rasters", 1)}
+    attribution = (out / "ATTRIBUTION.md").read_text()
+    assert "Fake Artist (https://example.org/art)" in attribution and "converted from PNGs" in attribution
+    assert "dog: `1f415`" in attribution
+    broken = dataclasses.replace(sets[1], member="svg/missing-{icon}.svg")
+    with pytest.raises(ed.EmojiDataError, match="has no file package/svg/missing-1f436.svg"):
+        ed.build_dataset(tmp_path / "out2", [sets[0], broken, sets[2]], cache, size=32, progress=False,
+                         classes=("dog",))
+
+
 def test_build_dataset_from_fake_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("resvg_py", reason="the SVG rasteriser resvg-py is not installed (pip install resvg-py)")
     monkeypatch.setattr(ed.shutil, "which", lambda name: None)  # any npm call would fail: all must come from cache
@@ -226,7 +296,7 @@ def test_build_dataset_from_fake_packages(tmp_path: Path, monkeypatch: pytest.Mo
     images = {r["style"]: r for r in manifest["images"]}
     assert set(images) == {"style0", "style1", "style2", "openmoji"}
     assert images["openmoji"] == {"path": "test_openmoji/dog/openmoji.png", "class": "dog", "class_index": 0,
-                                  "style": "openmoji", "package": "openmoji", "version": "17.0.0",
+                                  "style": "openmoji", "variant": 0, "package": "openmoji", "version": "17.0.0",
                                   "icon": "1F436", "license": "CC-BY-SA-4.0", "split": ed.TEST_SPLIT}
     assert all(r["split"] == ed.TRAIN_SPLIT for k, r in images.items() if k != "openmoji")
 

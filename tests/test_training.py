@@ -52,6 +52,25 @@ def test_dataset_loads_and_samples_balanced(tiny_data):
     assert (red[:, 0] > red[:, 2]).all()
 
 
+def test_sampling_balances_styles_within_a_class(tmp_path):
+    """Class, then style, then variant are uniform: one style's nine variants weigh as much as another's one."""
+    root = tmp_path / "styles"
+    records = []
+    for name, files in (("a", ["s1.png"] + [f"s1--v{i}.png" for i in range(8)] + ["s2.png"]), ("b", ["s1.png"])):
+        (root / "train" / name).mkdir(parents=True)
+        for f in files:
+            Image.fromarray(np.full((8, 8, 3), 10 * len(records), np.uint8)).save(root / "train" / name / f)
+            records.append({"path": f"train/{name}/{f}", "style": f.split("--")[0].removesuffix(".png")})
+    (root / "manifest.json").write_text(json.dumps({"classes": ["a", "b"], "images": records}))
+    ds = ImageDataset(root, 8)
+    x, y = ds.sample(20000, torch.Generator().manual_seed(0))
+    assert abs((y == 0).float().mean().item() - 0.5) < 0.02
+    files = [f for f in ds.files]
+    s2 = files.index("train/a/s2.png")
+    share_s2 = (x[y == 0][:, 0, 0, 0] == ds.images[s2, 0, 0, 0]).float().mean().item()
+    assert abs(share_s2 - 0.5) < 0.03  # half of class a is the single-image style
+
+
 def test_training_steps_checkpoint_and_resume(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="no default layout"):
         Trainer(_cfg(tiny_data, tmp_path / "x", resolution=40))

@@ -3,6 +3,11 @@
 Layout: ``ROOT/train/<class>/*.png`` (or ``ROOT/<class>/*.png``). The class order is taken from
 ``ROOT/manifest.json`` (its ``classes`` list) when present, else sorted folder names. Images are converted to
 RGB (alpha composited on white) and resized to the training resolution with a Lanczos filter.
+
+Sampling is class-balanced (a uniform class, then an image of it). When the manifest records each image's
+``style`` (art set), an image is drawn with weight 1 / (images of its class in its style), so a style that
+draws nine expressions of its cat counts as much as one that draws a single cat: class, then style, then
+variant are uniform.
 """
 
 from __future__ import annotations
@@ -66,9 +71,22 @@ class ImageDataset:
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         self.images = x.to(device)
         self.labels = torch.tensor(labels, dtype=torch.long, device=device)
-        counts = torch.bincount(self.labels, minlength=len(names))
-        self._count = counts
-        self._start = torch.cumsum(counts, 0) - counts
+        styles = {r.get("path"): r.get("style") for r in manifest.get("images", []) if isinstance(r, dict)}
+        groups = [(k, styles.get(f)) for k, f in zip(labels, files)]
+        per_group = {g: groups.count(g) for g in set(groups)}
+        weight = torch.tensor([1.0 / per_group[g] for g in groups], dtype=torch.float64)
+        # cumulative weights, normalised to 1 within each class and offset by the class id: sampling is a
+        # search for (class + uniform) in this one sorted array
+        cum = torch.zeros(len(files), dtype=torch.float64)
+        for k in range(len(names)):
+            idx = torch.tensor([i for i, lab in enumerate(labels) if lab == k], dtype=torch.long)
+            if len(idx):
+                w = weight[idx]
+                c = torch.cumsum(w, 0) / w.sum()
+                c[-1] = 1.0  # exactly the class's upper end, whatever the rounding
+                cum[idx] = k + c
+        self.weights = weight.float()
+        self._cum = cum.to(device)
         self.provenance = {"root": str(root), "images": len(files), "classes": names,
                            "manifest": {k: manifest[k] for k in ("packages", "version") if k in manifest}}
 
@@ -80,9 +98,9 @@ class ImageDataset:
         return len(self.labels)
 
     def sample(self, n: int, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` images drawn class-balanced: a uniform class, then a uniform image of that class."""
+        """``n`` images drawn class-balanced: a uniform class, then an image of it (style-balanced, see above)."""
         dev = self.labels.device
         y = torch.randint(0, self.n_classes, (n,), generator=gen, device=dev)
         r = torch.rand(n, generator=gen, device=dev)
-        idx = self._start[y] + (r * self._count[y]).long().clamp_max(self._count[y] - 1)
-        return self.images[idx], y
+        idx = torch.searchsorted(self._cum, y.double() + r.double(), right=True).clamp_max(len(self._cum) - 1)
+        return self.images[idx], self.labels[idx]

@@ -1,14 +1,17 @@
 """Training data for the embedded default model: emoji animal heads from openly licensed emoji sets.
 
 ``prepare_emoji_animals(out_dir)`` fetches pinned npm packages (``npm pack NAME@VERSION``, checked against
-their registry integrity hash) into a cache folder, rasterises one head/face icon per class and art style,
+their registry integrity hash) into a cache folder, rasterises every head/face icon per class and art style
+(the style's head and its variants: expressions, the three wise monkeys),
 composites it centred on white and writes::
 
     out_dir/train/<class>/<style>.png            every training style (all allowed sets except OpenMoji)
+    out_dir/train/<class>/<style>--<icon>.png    variants of that head (cat expressions, wise monkeys, ...)
     out_dir/test_openmoji/<class>/openmoji.png   held-out OpenMoji heads (CC-BY-SA-4.0: never used to train)
     out_dir/manifest.json                        one record per image (class, index, style, package, licence...)
     out_dir/ATTRIBUTION.md                       packages, versions, licences, authors, icons used
     out_dir/contact_sheet.png                    one row per class, one column per style, for checking by eye
+                                                 (each style's head; "+N" counts its variants)
 
 The output is byte-identical for the same arguments and rasteriser version: exact package versions, a
 deterministic rasteriser (resvg, system fonts skipped), PNGs written by Pillow with no metadata, JSON with
@@ -64,10 +67,18 @@ class EmojiDataError(RuntimeError):
 
 @dataclass(frozen=True)
 class EmojiSet:
-    """One art style: a pinned npm package and the hand-checked icon name of each class's head in it.
+    """One art style: a pinned npm package and the hand-checked head icons of each class in it.
 
-    ``kind`` is ``"iconify"`` (an ``icons.json`` in IconifyJSON format) or ``"openmoji"`` (``color/svg/<HEX>.svg``
-    files; icon names are Unicode hex codes). Classes missing from ``icons`` have no head in this style.
+    ``icons`` maps a class to its icon names, the style's own head first, then variants of it (the cat-face
+    expressions, the three wise monkeys); a single name may be given as a string. Classes missing from ``icons``
+    have no head in this style. ``kind`` says how the package stores its art:
+
+    * ``"iconify"``: an IconifyJSON file (``member``, default ``icons.json``); icon names are Iconify names;
+    * ``"svg-files"`` / ``"raster-files"``: one SVG / one raster image (PNG, WebP) per icon, at ``member`` with
+      ``{icon}`` replaced by the icon name (a Unicode hex code);
+    * ``"openmoji"``: ``color/svg/<HEX>.svg`` files; icon names are Unicode hex codes.
+
+    ``author``, ``art_url`` and ``note`` are for the attribution of packages that carry no ``info.json``.
     """
 
     style: str
@@ -77,7 +88,22 @@ class EmojiSet:
     integrity: str | None
     kind: str
     split: str
-    icons: Mapping[str, str] = field(repr=False)
+    icons: Mapping[str, str | tuple[str, ...]] = field(repr=False)
+    member: str | None = None
+    author: str | None = None
+    art_url: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        norm = {c: (v,) if isinstance(v, str) else tuple(v) for c, v in self.icons.items()}
+        for c, names in norm.items():
+            if not names:
+                raise ValueError(f"{self.style}: class {c!r} lists no icon")
+        object.__setattr__(self, "icons", norm)
+
+    def icon_names(self, cls: str) -> tuple[str, ...]:
+        """The icons of ``cls`` in this style, the head first (empty if the style does not draw it)."""
+        return self.icons.get(cls, ())  # type: ignore[return-value]
 
     @property
     def spec(self) -> str:
@@ -102,8 +128,32 @@ _UNICODE_HEADS: dict[str, str] = {
 }
 
 
-def _without(table: Mapping[str, str], *classes: str) -> dict[str, str]:
+#: The nine cat-face expression emoji (U+1F638..1F640) after Unicode's names, as current Iconify sets spell them;
+#: every set draws them as the same kind of cat head with another face, so they are variants of the cat class.
+CAT_EXPRESSIONS = ("grinning-cat", "grinning-cat-with-smiling-eyes", "smiling-cat-with-heart-eyes",
+                   "cat-with-wry-smile", "kissing-cat", "cat-with-tears-of-joy", "crying-cat", "pouting-cat",
+                   "weary-cat")
+#: The same nine as older Iconify sets (Emoji One, Streamline, Noto 2017) spell them.
+CAT_FACE_EXPRESSIONS = ("grinning-cat-face", "grinning-cat-face-with-smiling-eyes", "smiling-cat-face-with-heart-eyes",
+                        "cat-face-with-wry-smile", "kissing-cat-face", "cat-face-with-tears-of-joy", "crying-cat-face",
+                        "pouting-cat-face", "weary-cat-face")
+#: The three wise monkeys: monkey heads with hands over the eyes, ears or mouth.
+WISE_MONKEYS = ("see-no-evil-monkey", "hear-no-evil-monkey", "speak-no-evil-monkey")
+
+
+def _without(table: Mapping[str, str | tuple[str, ...]], *classes: str) -> dict[str, str | tuple[str, ...]]:
     return {c: icon for c, icon in table.items() if c not in classes}
+
+
+def _with_variants(table: Mapping[str, str], cats: tuple[str, ...] = CAT_EXPRESSIONS,
+                   monkeys: tuple[str, ...] = WISE_MONKEYS) -> dict[str, str | tuple[str, ...]]:
+    """``table`` with the cat expressions and the wise monkeys added after the cat and monkey heads."""
+    out: dict[str, str | tuple[str, ...]] = dict(table)
+    if "cat" in out:
+        out["cat"] = (table["cat"], *cats)
+    if "monkey" in out:
+        out["monkey"] = (table["monkey"], *monkeys)
+    return out
 
 
 #: (style, class) -> why that style's icon is not used although the set has the emoji.
@@ -112,53 +162,107 @@ EXCLUDED_ICONS: dict[tuple[str, str], str] = {
     ("noto-v1", "koala"): "Noto v1's koala is a full body clinging to a tree trunk, not a head",
     ("emojione", "koala"): "Emoji One's koala is a full sitting body, not a head",
     ("streamline-emojis", "wolf"): "Streamline's wolf-face is a side view of head and chest, not a front head",
-    ("fxemoji", "fox"): "fxemoji has no fox: its fox* icons are cat-face expressions",
     ("openmoji", "koala"): "OpenMoji's koala is a full sitting body, not a head",
     ("openmoji", "raccoon"): "OpenMoji's raccoon is a full body, not a head",
     ("openmoji", "polar_bear"): "OpenMoji's polar bear is a full body, not a head",
 }
 
+#: Variants left out although the set has them.
+EXCLUDED_VARIANTS: dict[tuple[str, str], str] = {
+    ("streamline-emojis", "pouting-cat-face"): "a side view, not a front head",
+    ("fxemoji", "foxpouting"): "a side view, not a front head",
+    ("fxemoji", "cat*"): "fxemoji draws the cat-face expression code points as the Firefox fox (fox* icons): they "
+                         "are used as fox heads, not as cats",
+}
+
+_ICONIFY_OLD_NAMES = {**_UNICODE_HEADS, "lion": "lion-face", "fox": "fox-face", "wolf": "wolf-face",
+                      "bear": "bear-face", "panda": "panda-face", "hamster": "hamster-face",
+                      "unicorn": "unicorn-face", "frog": "frog-face"}
+
+_MICROSOFT = ("Microsoft Corporation (Fluent Emoji, https://github.com/microsoft/fluentui-emoji, MIT: "
+              "Copyright (c) Microsoft Corporation)")
+_TWITTER = "Twitter, Inc and other contributors (Twemoji, https://github.com/twitter/twemoji)"
+
 TRAIN_SETS: tuple[EmojiSet, ...] = (
     EmojiSet("noto", "@iconify-json/noto", "1.2.9", "Apache-2.0",
              "sha512-DQiuXENbun41ch+XPSV55H9FaWKpHTyz46YIKtSaKYD4fIDDzL1tR6H4np/T38jfrTAeI3rcKF0mqHYeZVAuaw==",
-             "iconify", TRAIN_SPLIT, _without(_UNICODE_HEADS, "raccoon")),
+             "iconify", TRAIN_SPLIT, _with_variants(_without(_UNICODE_HEADS, "raccoon"))),
     EmojiSet("noto-v1", "@iconify-json/noto-v1", "1.2.5", "Apache-2.0",
              "sha512-/DsVMius69Q0fRS53z7QK1TROSuar606jiIx+laXtdsYGMXpf6LtHBx6CGfoo3UHHb/XpBsw+1L1x3eyPqMuVA==",
-             "iconify", TRAIN_SPLIT, _without(_UNICODE_HEADS, "polar_bear", "koala", "raccoon")),
+             "iconify", TRAIN_SPLIT, _with_variants(_without(_UNICODE_HEADS, "polar_bear", "koala", "raccoon"))),
     EmojiSet("twemoji", "@iconify-json/twemoji", "1.2.5", "CC-BY-4.0",
              "sha512-uKpuIEV0v6K5BW3Mjdyl+XKFVAbbcPxAgifKvEMtZoUZB5+YiY5zaMm2uNNCxyXzAWU9yNLlj41WU6/mvgALsw==",
-             "iconify", TRAIN_SPLIT, dict(_UNICODE_HEADS)),
+             "iconify", TRAIN_SPLIT, _with_variants(_UNICODE_HEADS)),
     EmojiSet("emojione", "@iconify-json/emojione", "1.2.3", "CC-BY-4.0",
              "sha512-T9+T3HIbJNLKKsmxYKlaYhvnHYkz/HNYTV7SHCXVZPfeUi4FqskY70YeN8yYAZT8cCv7w5vJxS4Q1m8zb9CMMg==",
              "iconify", TRAIN_SPLIT,
-             {**_without(_UNICODE_HEADS, "polar_bear", "koala", "raccoon"),
-              "lion": "lion-face", "bear": "bear-face", "panda": "panda-face", "hamster": "hamster-face",
-              "unicorn": "unicorn-face", "frog": "frog-face"}),
+             _with_variants({**_without(_UNICODE_HEADS, "polar_bear", "koala", "raccoon"),
+                             "lion": "lion-face", "bear": "bear-face", "panda": "panda-face",
+                             "hamster": "hamster-face", "unicorn": "unicorn-face", "frog": "frog-face"},
+                            cats=CAT_FACE_EXPRESSIONS)),
     EmojiSet("fluent-emoji", "@iconify-json/fluent-emoji", "1.2.7", "MIT",
              "sha512-D8G6bKAyIsyxP1rzZtIWr/gg/fO4Rg1+DyCWlfqKK4h8W+4Em/Y0P6QYgJUQTlUcagzJvSyg+9OBv4hz4Hc/QA==",
-             "iconify", TRAIN_SPLIT, dict(_UNICODE_HEADS)),
+             "iconify", TRAIN_SPLIT, _with_variants(_UNICODE_HEADS)),
     EmojiSet("fluent-emoji-flat", "@iconify-json/fluent-emoji-flat", "1.2.6", "MIT",
              "sha512-RY47RgPb47fYUiyrA64sIOL0+UU02s29sXpNBbIQRBUlPlfNFTKUmZDERGuxDs/7yNGWqQYvuaSYM1M4fRXlUw==",
-             "iconify", TRAIN_SPLIT, dict(_UNICODE_HEADS)),
-    # Firefox OS names: "<animal>" is the head and "<animal>side" the body; no lion, fox, polar bear,
-    # unicorn or raccoon ("fox*" icons are cat expressions); the hamster is spelt "hampster".
+             "iconify", TRAIN_SPLIT, _with_variants(_UNICODE_HEADS)),
+    # Firefox OS names: "<animal>" is the head and "<animal>side" the body; no lion, polar bear, unicorn or
+    # raccoon; the hamster is spelt "hampster". Its fox* icons (the cat-face expression code points) are drawn as
+    # the Firefox fox: they are the fox class here (foxpouting is a side view and stays out).
     EmojiSet("fxemoji", "@iconify-json/fxemoji", "1.2.2", "Apache-2.0",
              "sha512-UAasRaxzFUKfIGSmLwnoarsssA4LX0VLLuEmplIqM6ZNQqIQRtav8tZ4H1neTlBreXuMQyAifr5jP4kn78DpiQ==",
              "iconify", TRAIN_SPLIT,
              {"dog": "dog", "cat": "cat", "tiger": "tiger", "wolf": "wolfface", "bear": "bear",
-              "panda": "pandaface", "koala": "koala", "monkey": "monkeyface", "cow": "cowface", "pig": "pig",
-              "mouse": "mouse", "hamster": "hampster", "rabbit": "bunny", "horse": "horseface", "frog": "frog",
-              "dragon": "dragonhead"}),
+              "fox": ("foxsmiling", "foxgrin", "foxheart", "foxwry", "foxkissing", "foxtearofjoy", "foxcrying",
+                      "foxweary"),
+              "panda": "pandaface", "koala": "koala", "monkey": ("monkeyface", "monkeysee", "monkeyhear", "monkeyspeak"),
+              "cow": "cowface", "pig": "pig", "mouse": "mouse", "hamster": "hampster", "rabbit": "bunny",
+              "horse": "horseface", "frog": "frog", "dragon": "dragonhead"}),
     # Streamline has no polar bear, raccoon or dragon; its wolf and "fox-face-1" are side views of head and
-    # chest, so the front-facing "fox-face-2" is used and the wolf is left out.
+    # chest, so the front-facing "fox-face-2" is used and the wolf is left out (so is its side-view pouting cat).
     EmojiSet("streamline-emojis", "@iconify-json/streamline-emojis", "1.2.4", "CC-BY-4.0",
              "sha512-iNr9T9XuZVTyQPJO8ZlLxBzPkpi7qMl+z1l0C31vpEMqhPMelth3n7CeWQYtixdetDPdI81yeG4ROqjWpYJE6A==",
              "iconify", TRAIN_SPLIT,
-             {"dog": "dog-face", "cat": "cat-face", "tiger": "tiger-face", "lion": "lion-face", "fox": "fox-face-2",
-              "bear": "bear-face", "panda": "panda-face", "koala": "koala",
-              "monkey": "monkey-face", "cow": "cow-face", "pig": "pig-face", "mouse": "mouse-face",
-              "hamster": "hamster-face", "rabbit": "rabbit-face", "horse": "horse-face", "unicorn": "unicorn-face",
-              "frog": "frog-face"}),
+             _with_variants({"dog": "dog-face", "cat": "cat-face", "tiger": "tiger-face", "lion": "lion-face",
+                             "fox": "fox-face-2", "bear": "bear-face", "panda": "panda-face", "koala": "koala",
+                             "monkey": "monkey-face", "cow": "cow-face", "pig": "pig-face", "mouse": "mouse-face",
+                             "hamster": "hamster-face", "rabbit": "rabbit-face", "horse": "horse-face",
+                             "unicorn": "unicorn-face", "frog": "frog-face"},
+                            cats=tuple(c for c in CAT_FACE_EXPRESSIONS if c != "pouting-cat-face"))),
+    # The Noto generation between noto-v1 (the blobs) and today's noto, as shipped in Android 8-10, from the 2019
+    # Iconify collection (the whole collection is one package; only json/noto.json is read). Its koala and
+    # raccoon are heads; it has no polar bear. Old Iconify names.
+    EmojiSet("noto-2017", "@iconify/json", "1.1.101", "Apache-2.0",
+             "sha512-kscJC89QMm9kBACe9iADhVSNL4eML+WnU0X50+sP10YN5T6TQ53d5O31M9GY67RZY6zrKWIhlHc6FxbAyz+EJg==",
+             "iconify", TRAIN_SPLIT,
+             _with_variants({**_without(_ICONIFY_OLD_NAMES, "polar_bear"), "koala": "koala"},
+                            cats=CAT_FACE_EXPRESSIONS),
+             member="json/noto.json"),
+    # Twemoji 2.x/11 (2016-2018): only the heads redrawn later (the others are near-identical to today's).
+    EmojiSet("twemoji-2018", "twemoji", "11.0.0", "CC-BY-4.0",
+             "sha512-/ubhVzJtevliDHYT0tXO41i7nOUPhE8GeRx5IEQhlKZiwc/Ee8i6TVoMz5hAwtR6AKkyKeDJ4m1OyCvfuR2W9w==",
+             "svg-files", TRAIN_SPLIT, {"dog": "1f436", "cat": "1f431", "wolf": "1f43a", "unicorn": "1f984"},
+             member="2/svg/{icon}.svg", author=_TWITTER, art_url="https://twemoji.twitter.com/"),
+    # Twemoji 1.x (2014): its horse is the only front-facing horse head of any set; the rest duplicates 2.x.
+    EmojiSet("twemoji-2014", "twemoji", "1.4.1", "CC-BY-4.0",
+             "sha512-XtsPdDd4H9EOiZNUqHxRxYKQimCvLJqO3tHWktvQK0gAF5f+aa73XjZNrGU5zG0q5SqEljEkKYPjBMgw4ScQAQ==",
+             "svg-files", TRAIN_SPLIT, {"horse": "1f434"},
+             member="svg/{icon}.svg", author=_TWITTER, art_url="https://twemoji.twitter.com/"),
+    # Microsoft's Fluent Emoji 3D renders (the same designs as fluent-emoji, ray-traced), 256 px WebP stills
+    # re-encoded by LobeHub from microsoft/fluentui-emoji's MIT-licensed 3D PNGs.
+    EmojiSet("fluent-emoji-3d", "@lobehub/fluent-emoji-3d", "1.1.0", "MIT",
+             "sha512-Wlq2lVStTnr8BDpIJ0pEnTKO4LuDxxqTEhTvRtD1DLRF0me7ogeRQjKoehDHXuVJ2Qaecgl5wRBv60lUAG3h7g==",
+             "raster-files", TRAIN_SPLIT,
+             {"dog": "1f436", "cat": ("1f431", "1f63a", "1f638", "1f63b", "1f63c", "1f63d", "1f639", "1f63f", "1f63e",
+                                      "1f640"),
+              "tiger": "1f42f", "lion": "1f981", "fox": "1f98a", "wolf": "1f43a", "bear": "1f43b",
+              "polar_bear": "1f43b-200d-2744-fe0f", "panda": "1f43c", "koala": "1f428",
+              "monkey": ("1f435", "1f648", "1f649", "1f64a"), "cow": "1f42e", "pig": "1f437", "mouse": "1f42d",
+              "hamster": "1f439", "rabbit": "1f430", "horse": "1f434", "unicorn": "1f984", "frog": "1f438",
+              "raccoon": "1f99d", "dragon": "1f432"},
+             member="assets/{icon}.webp", author=_MICROSOFT, art_url="https://github.com/microsoft/fluentui-emoji",
+             note="WebP stills converted by LobeHub (https://github.com/lobehub/fluent-emoji) from Microsoft's 3D "
+                  "PNGs of microsoft/fluentui-emoji (MIT). Copyright (c) Microsoft Corporation."),
 )
 
 #: Held-out test style (CC-BY-SA-4.0 art must stay out of the shipped weights). Icon names are hex codes.
@@ -172,11 +276,19 @@ TEST_SETS: tuple[EmojiSet, ...] = (
               "frog": "1F438", "dragon": "1F432"}),
 )
 
-#: Allowed sets that are deliberately left out of the default data, with the reason.
+#: Packages deliberately left out of the default data, with the reason (licences checked by hand).
 EXCLUDED_SETS: dict[str, str] = {
     "fluent-emoji-high-contrast": (
         "line art (black outlines on white, no fill colours): a different domain from every other style; "
         "with one image per class and style it made the naive generator produce outline-only samples"),
+    "@lobehub/fluent-emoji-anim-1..4": (
+        "animated Fluent emoji: the packages name no source, and Microsoft has not openly licensed the "
+        "animations (microsoft/fluentui-emoji issue #51); their first frames equal the 3D stills anyway"),
+    "@svgmoji/blob": "ships no art on npm (the SVGs were removed in 3.0.0 and older versions are gone)",
+    "emojione-v1": "Emoji One 1.x art is CC-BY-SA-4.0 (share-alike is kept out of the shipped weights)",
+    "emoji-datasource-*, @twemoji/svg, @lobehub/fluent-emoji-modern/-flat, emojione@2": (
+        "the same art as sets already used"),
+    "streamline-*-color, icon-park, other colour Iconify sets": "outline or duotone UI glyphs, not emoji heads",
 }
 
 #: Licence texts, cited in ATTRIBUTION.md where a package's metadata gives no URL.
@@ -196,7 +308,8 @@ def default_sets() -> tuple[EmojiSet, ...]:
 def kept_classes(sets: Sequence[EmojiSet], classes: Sequence[str] = CLASSES,
                  min_train_styles: int = MIN_TRAIN_STYLES) -> list[str]:
     """The classes (in order) that at least ``min_train_styles`` training styles draw."""
-    return [c for c in classes if sum(c in s.icons for s in sets if s.split == TRAIN_SPLIT) >= min_train_styles]
+    return [c for c in classes if len({s.style for s in sets if s.split == TRAIN_SPLIT and c in s.icons})
+            >= min_train_styles]
 
 
 # ------------------------------------------------------------------------------------------ npm fetching
@@ -264,13 +377,15 @@ def fetch_npm_package(emoji_set: EmojiSet, cache_dir: str | os.PathLike) -> Path
 # -------------------------------------------------------------------------------------------- package reading
 @dataclass
 class PackageContents:
-    """What is read from one tarball: metadata for attribution and the SVG source of each wanted icon."""
+    """What is read from one tarball: metadata for attribution and the art of each wanted icon (SVG source text
+    in ``svgs``, encoded raster files in ``rasters``)."""
 
     package_json: dict[str, Any]
     info: dict[str, Any]
     svgs: dict[str, str]
     icon_authors: dict[str, str] = field(default_factory=dict)
     attribution_note: str = ""
+    rasters: dict[str, bytes] = field(default_factory=dict)
 
 
 def _read_member(tar: tarfile.TarFile, name: str) -> bytes:
@@ -349,8 +464,8 @@ def iconify_svg(icon: Mapping[str, Any]) -> str:
 
 
 def read_package(tarball: str | os.PathLike, emoji_set: EmojiSet, classes: Iterable[str]) -> PackageContents:
-    """Metadata and the SVG of every icon that ``emoji_set`` maps for ``classes``, read from its tarball."""
-    wanted = {emoji_set.icons[c] for c in classes if c in emoji_set.icons}
+    """Metadata and the art of every icon that ``emoji_set`` lists for ``classes``, read from its tarball."""
+    wanted = sorted({icon for c in classes for icon in emoji_set.icon_names(c)})
     try:
         tar = tarfile.open(tarball, "r:gz")
     except (OSError, tarfile.TarError) as e:
@@ -361,19 +476,32 @@ def read_package(tarball: str | os.PathLike, emoji_set: EmojiSet, classes: Itera
             raise EmojiDataError(f"{tarball} holds {package_json.get('name')}@{package_json.get('version')}, "
                                  f"not {emoji_set.spec}")
         if emoji_set.kind == "iconify":
-            icon_set = _read_json(tar, "icons.json")
-            info = _read_json(tar, "info.json")
+            icon_set = _read_json(tar, emoji_set.member or "icons.json")
+            try:
+                info = _read_json(tar, "info.json")
+            except EmojiDataError:  # whole-collection packages keep the info inside the icon set
+                info = dict(icon_set.get("info") or {})
             svgs = {}
-            for icon in sorted(wanted):
+            for icon in wanted:
                 try:
                     svgs[icon] = iconify_svg(resolve_iconify_icon(icon_set, icon))
                 except KeyError as e:
                     raise EmojiDataError(f"{emoji_set.spec}: {e.args[0]}") from None
-            return PackageContents(package_json, info, svgs)
+            return PackageContents(package_json, info, svgs, attribution_note=emoji_set.note)
+        if emoji_set.kind in ("svg-files", "raster-files"):
+            if not emoji_set.member or "{icon}" not in emoji_set.member:
+                raise ValueError(f"{emoji_set.style}: kind {emoji_set.kind} needs a member pattern with {{icon}}")
+            files = {icon: _read_member(tar, emoji_set.member.format(icon=icon)) for icon in wanted}
+            info = {"name": emoji_set.style, "author": {"name": emoji_set.author or "unknown",
+                                                         **({"url": emoji_set.art_url} if emoji_set.art_url else {})},
+                    "license": {"spdx": emoji_set.license}}
+            if emoji_set.kind == "svg-files":
+                return PackageContents(package_json, info, {k: v.decode("utf-8") for k, v in files.items()},
+                                       attribution_note=emoji_set.note)
+            return PackageContents(package_json, info, {}, attribution_note=emoji_set.note, rasters=files)
         if emoji_set.kind == "openmoji":
             meta = {e["hexcode"]: e for e in _read_json(tar, "data/openmoji.json")}
-            svgs = {hexcode: _read_member(tar, f"color/svg/{hexcode}.svg").decode("utf-8")
-                    for hexcode in sorted(wanted)}
+            svgs = {hexcode: _read_member(tar, f"color/svg/{hexcode}.svg").decode("utf-8") for hexcode in wanted}
             authors = {hexcode: str(meta.get(hexcode, {}).get("openmoji_author", "")) for hexcode in svgs}
             homepage = package_json.get("homepage", "https://openmoji.org/")
             info = {"name": "OpenMoji", "author": {"name": "OpenMoji contributors", "url": homepage},
@@ -411,6 +539,16 @@ def render_svg(svg: str, max_side: int) -> Image.Image:
     png = resvg_py.svg_to_bytes(svg_string=svg, width=width, height=height, skip_system_fonts=True)
     with Image.open(io.BytesIO(bytes(png))) as im:
         return im.convert("RGBA")
+
+
+def open_raster(data: bytes) -> Image.Image:
+    """An encoded raster image (PNG, WebP, ...) as RGBA; the first frame of an animation."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.seek(0)
+            return im.convert("RGBA")
+    except (OSError, ValueError) as e:
+        raise EmojiDataError(f"cannot decode a raster icon ({e}); Pillow may lack WebP support") from None
 
 
 def composite_centered(image: Image.Image, size: int, fill: float = DEFAULT_FILL,
@@ -453,7 +591,7 @@ def write_manifest(out_dir: Path, records: Sequence[Mapping[str, Any]], classes:
     """``out_dir/manifest.json``: dataset parameters, packages and one record per image (paths relative)."""
     manifest = {
         "dataset": "emoji-animals",
-        "format_version": 1,
+        "format_version": 2,
         "size": size,
         "fill": fill,
         "background": [255, 255, 255],
@@ -464,6 +602,7 @@ def write_manifest(out_dir: Path, records: Sequence[Mapping[str, Any]], classes:
                       "integrity": s.integrity, "split": s.split} for s in sets],
         "excluded_sets": dict(EXCLUDED_SETS),
         "excluded_icons": [{"style": st, "class": c, "reason": r} for (st, c), r in EXCLUDED_ICONS.items()],
+        "excluded_variants": [{"style": st, "icon": i, "reason": r} for (st, i), r in EXCLUDED_VARIANTS.items()],
         "images": [dict(r) for r in records],
     }
     path = out_dir / "manifest.json"
@@ -522,7 +661,8 @@ def make_contact_sheet(out_dir: Path, records: Sequence[Mapping[str, Any]], clas
     sheet = Image.new("RGB", (label_w + len(sets) * (cell + pad), header_h + len(classes) * (cell + pad)),
                       (200, 200, 200))
     draw = ImageDraw.Draw(sheet)
-    by_key = {(r["class"], r["style"]): r for r in records}
+    by_key = {(r["class"], r["style"]): r for r in records if r.get("variant", 0) == 0}
+    variants = {key: sum(1 for r in records if (r["class"], r["style"]) == key) - 1 for key in by_key}
     for j, s in enumerate(sets):
         x = label_w + j * (cell + pad)
         title = s.style if s.split == TRAIN_SPLIT else f"{s.style}\n(held out)"
@@ -540,6 +680,10 @@ def make_contact_sheet(out_dir: Path, records: Sequence[Mapping[str, Any]], clas
                 continue
             with Image.open(out_dir / record["path"]) as im:
                 sheet.paste(im.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS), (x, y))
+            extra = variants[(cls, s.style)]
+            if extra:  # variants (expressions, poses) of this head: counted, not shown
+                draw.rectangle((x + cell - 26, y + cell - 13, x + cell - 1, y + cell - 1), fill=(40, 40, 40))
+                draw.text((x + cell - 24, y + cell - 12), f"+{extra}", fill=(255, 255, 255), font=font)
     path = out_dir / "contact_sheet.png"
     save_png(sheet, path)
     return path
@@ -573,21 +717,22 @@ def build_dataset(out_dir: str | os.PathLike, sets: Sequence[EmojiSet], cache_di
         shutil.rmtree(out_dir / split, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    jobs = [(cls, s) for cls in kept for s in sets if cls in s.icons]
+    jobs = [(cls, s, k, icon) for cls in kept for s in sets for k, icon in enumerate(s.icon_names(cls))]
     render_px = max(512, 4 * size)
     records: list[dict[str, Any]] = []
-    for cls, s in tqdm(jobs, desc="rasterising emoji", unit="img", disable=not progress):
-        icon = s.icons[cls]
-        rgba = render_svg(contents[s.style].svgs[icon], render_px)
+    for cls, s, variant, icon in tqdm(jobs, desc="rasterising emoji", unit="img", disable=not progress):
+        art = contents[s.style]
+        rgba = open_raster(art.rasters[icon]) if icon in art.rasters else render_svg(art.svgs[icon], render_px)
         try:
             image = composite_centered(rgba, size, fill)
         except ValueError:
             raise EmojiDataError(f"{s.spec}: icon {icon!r} ({cls}) rendered as an empty image") from None
-        rel = Path(s.split) / cls / f"{s.style}.png"
+        name = s.style if variant == 0 else f"{s.style}--{icon}"
+        rel = Path(s.split) / cls / f"{name}.png"
         save_png(image, out_dir / rel)
         records.append({"path": rel.as_posix(), "class": cls, "class_index": kept.index(cls), "style": s.style,
-                        "package": s.package, "version": s.version, "icon": icon, "license": s.license,
-                        "split": s.split})
+                        "variant": variant, "package": s.package, "version": s.version, "icon": icon,
+                        "license": s.license, "split": s.split})
 
     write_manifest(out_dir, records, kept, sets, size, fill, rasteriser)
     write_attribution(out_dir, sets, contents, records)
