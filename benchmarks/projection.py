@@ -1,14 +1,17 @@
 """Manifold projection speed and reconstruction quality.
 
-Run by hand:  python benchmarks/projection.py [--threads N] [--model emoji-animals] [--skip-256] [--quality-steps 200]
+Run by hand:  python benchmarks/projection.py [--threads N] [--model emoji-animals] [--skip-256] [--skip-speed]
+              [--quality-steps 200] [--max-targets 18]
 
 Table 1: projection steps per second (generator forward, discriminator features, backward to z, Adam) with 1 and
 8 restarts optimised as one batch, for the embedded model and for the 256 layout of the released dog-and-cat
 model (random weights: G ch=48, D ch=48, 143 classes). The original Chainer code takes 5.97 s per step for the
 256 layout on this CPU (performance-anchors.md; not re-measured here).
 
-Table 2: reconstruction PSNR after 50/100/200 steps on held-out pictures (the OpenMoji heads kept out of the
-embedded model's training data), starting from the same random latents, with 1 and 4 restarts.
+Table 2: reconstruction quality (PSNR and discriminator-feature loss) after 0, 25, 50 and 200 steps on held-out
+pictures (the OpenMoji heads kept out of the embedded model's training data): random starts (1 and 4), pixel-space
+restarts (the best 4 of 64 random latents by the objective), the encoder's start E(x), and E(x) plus 3 pixel-space
+restarts.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 
 from collage_core import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, load_discriminator,
                           load_generator)
+from collage_core.encoder import load_encoder
 from collage_core.images import from_uint8
 from collage_core.projection import project, projection_loss, psnr
 
@@ -67,15 +71,16 @@ def main() -> None:
                     help="folder of <class>/<picture>.png held out of training")
     ap.add_argument("--skip-256", action="store_true")
     ap.add_argument("--quality-steps", type=int, default=200)
-    ap.add_argument("--max-targets", type=int, default=6)
+    ap.add_argument("--max-targets", type=int, default=18, help="at most this many held-out pictures")
+    ap.add_argument("--skip-speed", action="store_true", help="only the quality table")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     G, D = load_generator(args.model), load_discriminator(args.model)
     print(f"torch {torch.__version__}, {args.threads} threads, CPU, float32\n")
     print("| model | restarts | steps/s | ms per step | ms per restart-step | original / ours |")
     print("| --- | --- | --- | --- | --- | --- |")
-    models = [(f"{args.model} ({G.resolution}px)", G, D)]
-    if not args.skip_256:
+    models = [] if args.skip_speed else [(f"{args.model} ({G.resolution}px)", G, D)]
+    if not args.skip_256 and not args.skip_speed:
         models.append(("256 layout, random weights", *random_256()))
     for name, g, d in models:
         for r in (1, 8):
@@ -85,29 +90,39 @@ def main() -> None:
 
     targets = held_out_targets(G, Path(args.heldout))[: args.max_targets]
     if not targets:
-        print(f"\n(no held-out pictures under {args.heldout}; skipping the PSNR table)")
+        print(f"\n(no held-out pictures under {args.heldout}; skipping the quality table)")
         return
-    marks = [m for m in (50, 100, 200) if m <= args.quality_steps]
-    print(f"\nReconstruction PSNR (dB) on {len(targets)} held-out pictures, mean over pictures")
-    print("| restarts | start | " + " | ".join(f"{m} steps" for m in marks) + " | pixel-only, 200 steps |")
-    print("| --- | --- | " + " | ".join("---" for _ in marks) + " | --- |")
-    for r in (1, 4):
-        rows = {m: [] for m in [0, *marks]}
-        pix = []
+    E = None
+    try:
+        E = load_encoder(args.model)
+    except ValueError:
+        print(f"\n({args.model} has no encoder: the encoder rows are skipped)")
+    marks = [m for m in (25, 50, 200) if m <= args.quality_steps]
+    starts = [("random", 1, False, 0), ("random", 4, False, 0), ("pixel-space restarts (best of 64)", 4, False, 64)]
+    if E is not None:
+        starts += [("encoder", 1, True, 0), ("encoder + 3 pixel-space restarts", 4, True, 64)]
+    print(f"\nReconstruction on {len(targets)} held-out OpenMoji pictures (class given), mean over pictures: "
+          "PSNR in dB / discriminator-feature loss (negative cosine similarity, -1 is best) of the best candidate "
+          "by the objective after N steps")
+    print("| start | restarts | " + " | ".join(f"{m} steps" for m in [0, *marks]) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in [0, *marks]) + " |")
+    for label, r, use_e, init in starts:
+        rows: dict[int, list[tuple[float, float]]] = {m: [] for m in [0, *marks]}
         for _, k, tgt in targets:
-            res = project(G, tgt, k, D, steps=max(marks), restarts=r, seed=0, record_z=True)
+            res = project(G, tgt, k, D, steps=max(marks), restarts=r, seed=0, record_z=True,
+                          encoder=E if use_e else None, init_samples=init)
             with torch.no_grad():
                 tfeat = D.feature_vector(tgt)
-                z0 = torch.randn(r, G.config.dim_z, generator=torch.Generator().manual_seed(0))
-                for m, z in [(0, z0)] + [(m, torch.from_numpy(res.z_trajectory[m - 1])) for m in marks]:
+                at = [(0, torch.from_numpy(res.z_start))]
+                at += [(m, torch.from_numpy(res.z_trajectory[m - 1])) for m in marks]
+                for m, z in at:
                     x = G.synthesize(z, classes=[k] * r)
-                    best = int(projection_loss(x, tgt, D, tfeat).total.argmin())  # pick by the objective
-                    rows[m].append(psnr(x[best:best + 1], tgt))
-            p = project(G, tgt, k, None, steps=max(marks), restarts=r, seed=0)
-            pix.append(psnr(p.reconstruction, tgt))
-        print(f"| {r} | {statistics.mean(rows[0]):.2f} | " +
-              " | ".join(f"{statistics.mean(rows[m]):.2f}" for m in marks) + f" | {statistics.mean(pix):.2f} |",
-              flush=True)
+                    loss = projection_loss(x, tgt, D, tfeat)
+                    best = int(loss.total.argmin())  # the candidate the objective picks
+                    rows[m].append((psnr(x[best:best + 1], tgt), float(loss.feature[best])))
+        cells = [f"{statistics.mean(p for p, _ in rows[m]):.2f} / {statistics.mean(f for _, f in rows[m]):.3f}"
+                 for m in [0, *marks]]
+        print(f"| {label} | {r} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ class ProjectionResult:
 
     ``history[t]`` holds every candidate's total loss before update ``t`` (candidates = restarts x classes);
     ``best_history[t]`` is the best candidate's loss so far. ``z_trajectory`` (if recorded) holds every
-    candidate's z after each update, as the original's golden ``opt_z``.
+    candidate's z after each update, as the original's golden ``opt_z``, and ``z_start`` the starting latents.
     """
 
     z: torch.Tensor  # (1, dim_z)
@@ -119,6 +119,7 @@ class ProjectionResult:
     candidates: list[tuple[int, int]] = field(default_factory=list)  # (restart, class) per candidate
     stopped_early: bool = False
     z_trajectory: np.ndarray | None = None
+    z_start: np.ndarray | None = None  # (candidates, dim_z): where each candidate started (with record_z)
 
     @property
     def best_history(self) -> np.ndarray:
@@ -209,6 +210,7 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
         for i in range(len(zi), n):  # a given start is used for the first restart of every class
             if cands[i][0] == 0:
                 z0[i] = zi[0]
+    z_start = z0.float().clone() if record_z else None
     z = z0.to(G.device, G.dtype).requires_grad_(True)
     y = torch.tensor([c for _, c in cands], device=G.device)
     adam = ChainerAdam(z, alpha=lr)
@@ -247,7 +249,8 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
                             loss=float(final.total[i]), feature_loss=float(final.feature[i]),
                             pixel_loss=float(final.pixel[i]), steps=len(history), history=np.stack(history),
                             candidates=cands, stopped_early=stopped_early,
-                            z_trajectory=np.stack(traj) if record_z else None)
+                            z_trajectory=np.stack(traj) if record_z else None,
+                            z_start=z_start.numpy() if z_start is not None else None)
 
 
 @torch.no_grad()
