@@ -616,8 +616,9 @@ def write_attribution(out_dir: Path, sets: Sequence[EmojiSet], contents: Mapping
     lines = [
         "# Attribution: emoji animal heads",
         "",
-        "The images in this folder are derived from the emoji sets below: each icon was rasterised from its SVG,",
-        "cropped to its drawing, rescaled, centred and composited on a white background (changes made).",
+        "The images in this folder are derived from the emoji sets below: each icon was rasterised from its SVG",
+        "(or decoded from its raster file), cropped to its drawing, rescaled, centred and composited on a white",
+        "background (changes made).",
         "Images in `test_openmoji/` are OpenMoji art under CC BY-SA 4.0; they are a held-out test set and are",
         "never used to train the shipped weights.",
         "",

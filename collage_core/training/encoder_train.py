@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from ..checkpoints import load_discriminator, load_generator
 from ..encoder import Encoder, EncoderConfig, load_encoder, save_encoder
 from ..images import grid, save_png, to_uint8
-from ..projection import feature_cosine_loss
 from .augment import data_augment
 from .dataset import ImageDataset
 from .state import read_state, restore, write_state
@@ -145,21 +144,24 @@ class EncoderTrainer:
         self._set_learning_rate()
         self.E.train()
         x, y, z, n_gen = self._batch()
-        with self._autocast():
-            z_hat, logits = self.E(x)
-        z_hat, logits = z_hat.float(), logits.float()
-        recon = self.G.synthesize(z_hat, classes=y)
         logs: dict[str, float] = {}
+        with self._autocast():  # E, and G and D on E's output (bf16 when asked; the losses in float32)
+            z_hat, logits = self.E(x)
+            z_hat, logits = z_hat.float(), logits.float()
+            recon = self.G.synthesize(z_hat, classes=y).float()
+            target_features = recon_features = None
+            if self.D is not None and cfg.w_feature > 0:
+                with torch.no_grad():
+                    target_features = self.D.feature_vector(x).float()
+                recon_features = self.D.feature_vector(recon).float()
         loss = cfg.w_pixel * F.mse_loss(recon, x)
         logs["pixel"] = float(F.mse_loss(recon.detach(), x))
         if n_gen and cfg.w_latent > 0:
             lat = F.mse_loss(z_hat[:n_gen], z)
             loss = loss + cfg.w_latent * lat
             logs["latent"] = float(lat.detach())
-        if self.D is not None and cfg.w_feature > 0:
-            with torch.no_grad():
-                target_features = self.D.feature_vector(x)
-            feat = (1 + feature_cosine_loss(self.D, recon, target_features)).mean()  # 0 when aligned
+        if recon_features is not None:
+            feat = (1 - F.cosine_similarity(recon_features, target_features, dim=1, eps=1e-12)).mean()  # 0: aligned
             loss = loss + cfg.w_feature * feat
             logs["feature"] = float(feat.detach())
         if cfg.w_class > 0:
