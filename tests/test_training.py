@@ -101,8 +101,10 @@ def test_training_steps_checkpoint_and_resume(tiny_data, tmp_path):
 
 
 def test_train_loop_writes_samples_and_exports(tiny_data, tmp_path):
-    tr = Trainer(_cfg(tiny_data, tmp_path / "run", layout="resnet_64", resolution=64))
+    tr = Trainer(_cfg(tiny_data, tmp_path / "run", layout="resnet_64", resolution=64, snapshot_every=2))
     tr.train(progress=False)
+    snap = load_generator(tmp_path / "run" / "snapshots" / "generator_000002.safetensors")
+    assert snap.provenance["iterations"] == 2 and snap.class_names == ["red", "green", "blue"]
     assert (tmp_path / "run" / "state.safetensors").is_file()
     lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
     assert [json.loads(l)["iteration"] for l in lines] == [1, 2, 3]

@@ -73,6 +73,7 @@ class TrainConfig:
     log_every: int = 25
     sample_every: int = 250
     checkpoint_every: int = 250
+    snapshot_every: int = 0  # every N iterations also keep the exported EMA generator (snapshots/), 0 = never
     sample_columns: int = 8
     num_threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -286,6 +287,8 @@ class Trainer:
                     self.save_samples()
                 if self.iteration % cfg.checkpoint_every == 0 or self.iteration == total:
                     self.save_state()
+                if cfg.snapshot_every and self.iteration % cfg.snapshot_every == 0:
+                    self.save_snapshot()
         finally:
             log.close()
             if bar is not None:
@@ -342,6 +345,15 @@ class Trainer:
         for m in bns:
             m.momentum = 0.1
         G.eval()
+
+    def save_snapshot(self) -> Path:
+        """``snapshots/generator_XXXXXX.safetensors``: the EMA generator as :meth:`export` writes it (float16), to
+        measure quality against iterations afterwards (``neural-collage eval`` on each)."""
+        self.recalibrate_ema()
+        prov = {"trainer": "neural-collage", "iterations": self.iteration, "config": asdict(self.cfg),
+                "data": self.data.provenance, "snapshot": True}
+        path = self.out / "snapshots" / f"generator_{self.iteration:06d}.safetensors"
+        return save_generator(self.G_ema.float(), path, provenance=prov, dtype=torch.float16)
 
     def export(self, folder: str | Path, half: bool = True, provenance: dict[str, Any] | None = None
                ) -> tuple[Path, Path]:
