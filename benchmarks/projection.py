@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--quality-steps", type=int, default=200)
     ap.add_argument("--max-targets", type=int, default=18, help="at most this many held-out pictures")
     ap.add_argument("--skip-speed", action="store_true", help="only the quality table")
+    ap.add_argument("--encoder", default=None, help="encoder checkpoint (default: the model's own)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     G, D = load_generator(args.model), load_discriminator(args.model)
@@ -94,9 +95,9 @@ def main() -> None:
         return
     E = None
     try:
-        E = load_encoder(args.model)
+        E = load_encoder(args.encoder or args.model)
     except ValueError:
-        print(f"\n({args.model} has no encoder: the encoder rows are skipped)")
+        print(f"\n({args.encoder or args.model}: no encoder, the encoder rows are skipped)")
     marks = [m for m in (25, 50, 200) if m <= args.quality_steps]
     starts = [("random", 1, False, 0), ("random", 4, False, 0), ("pixel-space restarts (best of 64)", 4, False, 64)]
     if E is not None:

@@ -27,7 +27,7 @@ def run(name: str, model: str, out: Path) -> dict[str, list[Path]]:
     api = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
     api = copy.deepcopy(api)
     for node in api.values():
-        if node["class_type"] in ("LoadGenerator", "LoadDiscriminator"):
+        if node["class_type"] in ("LoadGenerator", "LoadDiscriminator", "LoadEncoder"):
             node["inputs"]["model"] = model
         if "output_dir" in node["inputs"]:
             node["inputs"]["output_dir"] = str(out)

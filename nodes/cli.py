@@ -193,7 +193,8 @@ def _add_workflow_args(p: argparse.ArgumentParser) -> None:
                    help="change an input before running; NODE is a node id or title, VALUE is JSON if it parses "
                         "(7, 0.5, true, \"text\") else a string; repeatable")
     p.add_argument("--out", metavar="DIR", help="folder every saver writes to (sets each output_dir input)")
-    p.add_argument("--device", choices=DEVICES, help="device of every Load Generator node")
+    p.add_argument("--device", choices=DEVICES,
+                   help="device of every Load Generator, Load Discriminator and Load Encoder node")
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -246,7 +247,8 @@ def _prepare(args: argparse.Namespace):
         if args.out:
             set_everywhere(api, reg, "output_dir", args.out)
         if args.device:
-            set_everywhere(api, reg, "device", args.device, "LoadGenerator")
+            for loader in ("LoadGenerator", "LoadDiscriminator", "LoadEncoder"):  # all on one device
+                set_everywhere(api, reg, "device", args.device, loader)
     ui = raw if meta["format"] == "ui" and not changed else None
     titles = {nid: n["_meta"]["title"] for nid, n in api.items() if isinstance(n, dict) and isinstance(
         n.get("_meta"), dict) and isinstance(n["_meta"].get("title"), str)} if isinstance(api, dict) else {}

@@ -69,7 +69,7 @@ def prepare_prompt(prompt: dict, server: Any, model: str | None = None, device: 
         inputs = node["inputs"]
         if OUTPUT_DIR_INPUT in cls.input_map:
             inputs[OUTPUT_DIR_INPUT] = server.output_dir
-        if cls.name in ("LoadGenerator", "LoadDiscriminator"):
+        if cls.name in ("LoadGenerator", "LoadDiscriminator", "LoadEncoder"):
             if model and cls.name == "LoadGenerator" and inputs.get("model") == DEFAULT_MODEL:
                 inputs["model"] = model
             if device and "device" in cls.input_map:

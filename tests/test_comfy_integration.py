@@ -154,7 +154,8 @@ def _with_models(prompt: dict) -> tuple[dict, list[str]]:
     """The workflow as it runs here: the embedded model if it is installed, else the tiny test checkpoints."""
     notes = []
     for nid, node in prompt.items():
-        kind = {"LoadGenerator": "generator", "LoadDiscriminator": "discriminator"}.get(node["class_type"])
+        kind = {"LoadGenerator": "generator", "LoadDiscriminator": "discriminator",
+                "LoadEncoder": "encoder"}.get(node["class_type"])
         if kind and node["inputs"].get("model") == EMBEDDED and embedded_model_path(EMBEDDED, kind) is None:
             node["inputs"]["model"] = str(FIXTURES / f"tiny_{kind}.safetensors")
             notes.append(f"node {nid}: {EMBEDDED} {kind} not installed, using tests/fixtures/tiny_{kind}.safetensors")
