@@ -174,3 +174,23 @@ def test_lecam_and_lazy_r1_train_and_resume(tiny_data, tmp_path):
     d = Trainer(_cfg(tiny_data, tmp_path / "d", **cfg))
     d.step()
     assert any(not torch.allclose(p, q) for p, q in zip(c.D.parameters(), d.D.parameters()))
+
+
+def test_warm_start_from_an_exported_model(tiny_data, tmp_path):
+    """``init``: G, its EMA and D start from an exported model (float16 files); a different shape is refused."""
+    tr = Trainer(_cfg(tiny_data, tmp_path / "first", layout="resnet_64", resolution=64))
+    tr.step()
+    g, _ = tr.export(tmp_path / "model")
+    warm = Trainer(_cfg(tiny_data, tmp_path / "warm", layout="resnet_64", resolution=64, init=str(tmp_path / "model")))
+    exported = load_generator(g)
+    for (k, v), w, e in zip(exported.state_dict().items(), warm.G.state_dict().values(), warm.G_ema.state_dict().values()):
+        assert torch.equal(v.float(), w) and torch.equal(v.float(), e), k
+    exported_d = load_discriminator(tmp_path / "model" / "discriminator.safetensors")
+    for (k, v), w in zip(exported_d.state_dict().items(), warm.D.state_dict().values()):
+        assert torch.equal(v.float(), w), k
+    cold = Trainer(_cfg(tiny_data, tmp_path / "cold", layout="resnet_64", resolution=64))
+    assert not all(torch.equal(a, b) for a, b in zip(cold.G.parameters(), warm.G.parameters()))
+    assert np.isfinite(list(warm.step().values())).all()
+    with pytest.raises(ValueError, match="architecture"):
+        Trainer(_cfg(tiny_data, tmp_path / "wide", layout="resnet_64", resolution=64, ch=4,
+                     init=str(tmp_path / "model")))

@@ -76,6 +76,9 @@ class TrainConfig:
     snapshot_every: int = 0  # every N iterations also keep the exported EMA generator (snapshots/), 0 = never
     sample_columns: int = 8
     num_threads: int | None = None
+    # warm start: G, its EMA and D from an exported model (a folder, or an embedded name such as "emoji-animals")
+    # whose layout, widths and class names match; optimisers start fresh
+    init: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved_layout(self) -> str:
@@ -116,6 +119,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.G = Generator(gcfg, class_names=self.data.class_names).to(self.device)
         self.D = Discriminator(dcfg).to(self.device)
+        if cfg.init:
+            self._warm_start(cfg.init)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
@@ -134,6 +139,26 @@ class Trainer:
         fixed = torch.Generator().manual_seed(1234)
         self.fixed_z = torch.randn(k * cfg.sample_columns, cfg.dim_z, generator=fixed).to(self.device)
         self.fixed_y = torch.arange(k).repeat_interleave(cfg.sample_columns).to(self.device)
+
+    def _warm_start(self, name: str) -> None:
+        """Copy G (the exported EMA generator) and D from the model ``name``; the configs must match exactly."""
+        from ..checkpoints import CheckpointError, load_discriminator, load_generator
+
+        folder = Path(name)
+        if folder.is_dir():  # an export folder
+            G = load_generator(folder / "generator.safetensors")
+            D = load_discriminator(folder / "discriminator.safetensors")
+        else:  # an embedded model's name
+            G, D = load_generator(name), load_discriminator(name)
+        if G.config != self.G.config or D.config != self.D.config:
+            raise CheckpointError(f"init {name!r}: its architecture ({G.config}, {D.config}) differs from this "
+                                  f"run's ({self.G.config}, {self.D.config})")
+        if list(G.class_names or []) != list(self.data.class_names):
+            raise CheckpointError(f"init {name!r}: its classes {list(G.class_names or [])} differ from the "
+                                  f"data's {list(self.data.class_names)}")
+        with torch.no_grad():
+            self.G.load_state_dict({k: v.float() for k, v in G.state_dict().items()})
+            self.D.load_state_dict({k: v.float() for k, v in D.state_dict().items()})
 
     # ------------------------------------------------------------------------------------------ one step
     def _generate(self, G: Generator, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
