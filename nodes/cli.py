@@ -145,9 +145,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                        description="Class accuracy of samples, sCBN translation, locality, diversity and a Fréchet "
                                    "distance, judged by a small classifier trained on DATA's training images "
                                    "(its accuracy on the held-out OpenMoji style is reported too).")
-    p.add_argument("model", help="embedded model name or generator checkpoint")
+    p.add_argument("model", nargs="+",
+                   help="embedded model name or generator checkpoint; several (e.g. a run's snapshots/*.safetensors) "
+                        "are judged by one classifier and summarised as a curve")
     p.add_argument("--data", required=True, help="prepared dataset folder (train/ and test_openmoji/)")
-    p.add_argument("--out", help="folder for report.json, report.md and samples_per_class.png")
+    p.add_argument("--out", help="folder for report.json, report.md and samples_per_class.png (one sub-folder per "
+                                 "model, and curve.md / curve.json, when several are given)")
     p.add_argument("--samples-per-class", type=int, default=50)
     p.add_argument("--classifier-steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -157,16 +160,38 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from collage_core import load_generator
-    from collage_core.training.evaluate import evaluate
+    from collage_core.training.evaluate import evaluate, make_judge
 
     if not Path(args.data).is_dir():
         raise UserError(f"--data {args.data}: no such folder")
-    G = load_generator(args.model, device=args.device)
-    report = evaluate(G, args.data, args.out, samples_per_class=args.samples_per_class,
-                      classifier_steps=args.classifier_steps, seed=args.seed)
-    print(report.markdown())
+    models = [(m, load_generator(m, device=args.device)) for m in args.model]
+    judge = make_judge(args.data, models[0][1].resolution, args.device, args.classifier_steps, args.seed)
+    several = len(models) > 1
+    rows = []
+    for name, G in models:
+        out = args.out and (Path(args.out) / Path(name).stem if several else Path(args.out))
+        report = evaluate(G, args.data, out, samples_per_class=args.samples_per_class, seed=args.seed,
+                          judge=judge)
+        if several:
+            rows.append({"model": name, "iterations": G.provenance.get("iterations"),
+                         "class_accuracy": report.class_accuracy, "translation_accuracy": report.translation_accuracy,
+                         "frechet_distance": report.frechet_distance, "diversity_pixel": report.diversity_pixel,
+                         "locality_ratio": report.locality_ratio})
+        else:
+            print(report.markdown())
+    if several:
+        table = ["| model | iterations | class accuracy | sCBN translation | Fréchet distance | diversity | locality |",
+                 "| --- | --- | --- | --- | --- | --- | --- |"]
+        table += [f"| {r['model']} | {r['iterations'] if r['iterations'] is not None else '-'} | "
+                  f"{r['class_accuracy']:.1%} | {r['translation_accuracy']:.1%} | {r['frechet_distance']:.2f} | "
+                  f"{r['diversity_pixel']:.0%} | {r['locality_ratio']:.1f}x |" for r in rows]
+        print("\n".join(table))
+        if args.out:
+            Path(args.out, "curve.md").write_text("\n".join(table) + "\n")
+            Path(args.out, "curve.json").write_text(json.dumps(rows, indent=1))
     if args.out:
-        print(f"\nwrote {args.out}/report.json, report.md, samples_per_class.png")
+        print(f"\nwrote {args.out}/" + ("curve.md, curve.json and one folder per model" if several
+                                        else "report.json, report.md, samples_per_class.png"))
     return 0
 
 

@@ -64,3 +64,35 @@ def test_evaluate_refuses_mismatched_classes(tiny):
     G = Generator(GeneratorConfig.from_layout("resnet_64", ch=2, n_classes=3), class_names=["a", "b", "c"])
     with pytest.raises(ValueError, match="differ from the generator's"):
         evaluate(G.eval(), root, classifier_steps=1, progress=False)
+
+
+def test_one_judge_for_several_generators_gives_the_same_reports(tiny):
+    """A judge trained once (make_judge) and reused gives exactly what evaluate trains for itself."""
+    from collage_core.training.evaluate import make_judge
+
+    root, G = tiny
+    torch.manual_seed(1)
+    G2 = Generator(GeneratorConfig.from_layout("resnet_64", ch=2, n_classes=3), class_names=G.class_names).eval()
+    kw = dict(samples_per_class=3, classifier_steps=20, classifier_batch=12, progress=False)
+    judge = make_judge(root, 64, steps=20, batch=12, progress=False)
+    for g in (G, G2):
+        assert evaluate(g, root, judge=judge, **kw) == evaluate(g, root, **kw)
+    assert evaluate(G, root, judge=judge, **kw) != evaluate(G2, root, judge=judge, **kw)
+
+
+def test_eval_command_with_several_models_writes_a_curve(tiny, tmp_path, capsys):
+    from collage_core import save_generator
+    from collage_nodes.cli import main
+
+    root, G = tiny
+    paths = [save_generator(G, tmp_path / f"generator_{i:06d}.safetensors", provenance={"iterations": i})
+             for i in (500, 1000)]
+    out = tmp_path / "curve"
+    assert main(["eval", *map(str, paths), "--data", str(root), "--out", str(out), "--samples-per-class", "2",
+                 "--classifier-steps", "5"]) == 0
+    rows = json.loads((out / "curve.json").read_text())
+    assert [r["iterations"] for r in rows] == [500, 1000]
+    assert rows[0]["class_accuracy"] == rows[1]["class_accuracy"]  # same weights, same judge, same samples
+    assert (out / "generator_000500" / "report.json").is_file() and (out / "generator_001000" / "report.md").is_file()
+    assert "| generator_000500" not in (out / "curve.md").read_text()  # the model column is the path as given
+    assert "| 500 |" in (out / "curve.md").read_text() and "class accuracy" in capsys.readouterr().out

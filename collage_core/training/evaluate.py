@@ -164,29 +164,56 @@ def _generate(G: Generator, z: torch.Tensor, y: torch.Tensor, batch: int = 64) -
     return torch.cat([G.synthesize(z[i:i + batch], classes=y[i:i + batch]) for i in range(0, len(z), batch)])
 
 
-@torch.no_grad()
-def evaluate(G: Generator, data_root: str | Path, out_dir: str | Path | None = None, samples_per_class: int = 50,
-             classifier_steps: int = 1000, seed: int = 0, progress: bool = True, classifier_batch: int = 64
-             ) -> EvalReport:
-    """Evaluate ``G`` against the real images in ``data_root`` (train split + optional test_openmoji)."""
+@dataclass
+class Judge:
+    """The classifier trained on a dataset's real images, with what every evaluation against it reuses."""
+    data: ImageDataset
+    classifier: SmallClassifier
+    real_features: torch.Tensor
+    train_accuracy: float
+    heldout_accuracy: float | None
+
+
+def make_judge(data_root: str | Path, resolution: int, device: torch.device | str = "cpu", steps: int = 1000,
+               seed: int = 0, batch: int = 64, progress: bool = True) -> Judge:
+    """Train the judge for ``data_root`` (train split; its accuracy on ``test_openmoji`` when present)."""
     torch.manual_seed(seed)
-    dev = G.device
-    R = G.resolution
-    data = ImageDataset(data_root, R, device=dev)
-    if data.class_names != G.class_names:
-        raise ValueError(f"the data's classes {data.class_names} differ from the generator's {G.class_names}")
-    K = data.n_classes
+    data = ImageDataset(data_root, resolution, device=device)
     with torch.enable_grad():
-        clf = train_classifier(data, steps=classifier_steps, batch=classifier_batch, seed=seed, progress=progress)
+        clf = train_classifier(data, steps=steps, batch=batch, seed=seed, progress=progress)
     real_logits, real_feats = _predict(clf, data.images)
     train_acc = float((real_logits.argmax(1) == data.labels).float().mean())
     heldout_acc = None
     root = Path(data_root)
     if (root / "test_openmoji").is_dir():
-        test = ImageDataset(root, R, split="test_openmoji", device=dev, class_names=data.class_names,
+        test = ImageDataset(root, resolution, split="test_openmoji", device=device, class_names=data.class_names,
                             require_all_classes=False)
         lg, _ = _predict(clf, test.images)
         heldout_acc = float((lg.argmax(1) == test.labels).float().mean())
+    return Judge(data, clf, real_feats, train_acc, heldout_acc)
+
+
+@torch.no_grad()
+def evaluate(G: Generator, data_root: str | Path, out_dir: str | Path | None = None, samples_per_class: int = 50,
+             classifier_steps: int = 1000, seed: int = 0, progress: bool = True, classifier_batch: int = 64,
+             judge: Judge | None = None) -> EvalReport:
+    """Evaluate ``G`` against the real images in ``data_root`` (train split + optional test_openmoji).
+
+    ``judge``: a :func:`make_judge` result to reuse (several generators judged by one classifier, e.g. the
+    snapshots of a run); by default one is trained here with ``classifier_steps`` and ``seed``.
+    """
+    dev = G.device
+    R = G.resolution
+    if judge is None:
+        judge = make_judge(data_root, R, dev, classifier_steps, seed, classifier_batch, progress)
+    torch.manual_seed(seed)
+    data, clf, real_feats = judge.data, judge.classifier, judge.real_features
+    train_acc, heldout_acc = judge.train_accuracy, judge.heldout_accuracy
+    if data.class_names != G.class_names:
+        raise ValueError(f"the data's classes {data.class_names} differ from the generator's {G.class_names}")
+    if data.images.shape[-1] != R:
+        raise ValueError(f"the judge's pictures are {data.images.shape[-1]}px, the generator makes {R}px")
+    K = data.n_classes
 
     gen = torch.Generator(device=dev).manual_seed(seed + 7)
     n = samples_per_class
