@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from collage_engine import Engine, Input, Int, Node, NodeRegistry, Output, validate
 

@@ -24,8 +24,14 @@ from pathlib import Path
 
 import torch
 
-from collage_core import (Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, load_discriminator,
-                          load_generator)
+from collage_core import (
+    Discriminator,
+    DiscriminatorConfig,
+    Generator,
+    GeneratorConfig,
+    load_discriminator,
+    load_generator,
+)
 from collage_core.encoder import load_encoder
 from collage_core.images import from_uint8
 from collage_core.projection import project, projection_loss, psnr

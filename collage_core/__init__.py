@@ -10,8 +10,14 @@ Public API::
     D = load_discriminator("path/to/SNResNetProjectionDiscriminator.npz"); f = D.feature_vector(x)
 """
 
-from .checkpoints import (CheckpointError, load_discriminator, load_generator, read_npz, save_discriminator,
-                          save_generator)
+from .checkpoints import (
+                          CheckpointError,
+                          load_discriminator,
+                          load_generator,
+                          read_npz,
+                          save_discriminator,
+                          save_generator,
+)
 from .config import DiscriminatorConfig, GeneratorConfig
 from .discriminator import Discriminator
 from .generator import Generator, resize_map

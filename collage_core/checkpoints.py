@@ -159,9 +159,11 @@ def load_state(module: torch.nn.Module, state: Mapping[str, Any], source: str,
     if missing or unexpected or mismatched:
         parts = [f"{source} does not fit {type(module).__name__}:"]
         if missing:
-            parts.append(f"  missing keys ({len(missing)}): {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}")
+            more = " ..." if len(missing) > 20 else ""
+            parts.append(f"  missing keys ({len(missing)}): {', '.join(missing[:20])}{more}")
         if unexpected:
-            parts.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}{' ...' if len(unexpected) > 20 else ''}")
+            more = " ..." if len(unexpected) > 20 else ""
+            parts.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}{more}")
         if mismatched:
             parts.append(f"  shape mismatches ({len(mismatched)}): {'; '.join(mismatched[:20])}")
         raise CheckpointError("\n".join(parts))

@@ -436,7 +436,7 @@ def synthesize_collage(G: Generator, z: torch.Tensor, *, classes: ClassSpec | No
         for gi, group in enumerate(groups):
             idx = torch.tensor(group)
             zg = z if full(zi[idx], R) else z.index_select(0, zi[idx].to(z.device))
-            pick = lambda t, v: t if v == 1 or full(vi[idx], v) else t.index_select(  # noqa: E731
+            pick = lambda t, v, idx=idx: t if v == 1 or full(vi[idx], v) else t.index_select(  # noqa: E731
                 0, vi[idx].to(t.device))
             kw: dict = {}
             if class_map is not None:

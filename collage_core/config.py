@@ -71,7 +71,7 @@ class GeneratorConfig:
 
     @classmethod
     def from_layout(cls, layout: str, ch: int, dim_z: int = 128, n_classes: int = 1, bottom_width: int = 4
-                    ) -> "GeneratorConfig":
+                    ) -> GeneratorConfig:
         if layout not in GENERATOR_LAYOUTS:
             raise ValueError(f"unknown generator layout {layout!r}; expected one of {sorted(GENERATOR_LAYOUTS)}")
         head, blocks = GENERATOR_LAYOUTS[layout]
@@ -115,7 +115,7 @@ class GeneratorConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "GeneratorConfig":
+    def from_dict(cls, d: dict[str, Any]) -> GeneratorConfig:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -152,9 +152,10 @@ class DiscriminatorConfig:
 
     @classmethod
     def from_layout(cls, layout: str, ch: int, n_classes: int = 0, resolution: int | None = None
-                    ) -> "DiscriminatorConfig":
+                    ) -> DiscriminatorConfig:
         if layout not in DISCRIMINATOR_LAYOUTS:
-            raise ValueError(f"unknown discriminator layout {layout!r}; expected one of {sorted(DISCRIMINATOR_LAYOUTS)}")
+            raise ValueError(f"unknown discriminator layout {layout!r}; "
+                             f"expected one of {sorted(DISCRIMINATOR_LAYOUTS)}")
         plan, hidden_from = DISCRIMINATOR_LAYOUTS[layout]
         blocks = [DiscriminatorBlockSpec(3, ch, ch, True, optimized=True)]
         cin = ch
@@ -183,6 +184,6 @@ class DiscriminatorConfig:
                 "resolution": self.resolution, "layout": self.layout}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DiscriminatorConfig":
+    def from_dict(cls, d: dict[str, Any]) -> DiscriminatorConfig:
         return cls(blocks=tuple(DiscriminatorBlockSpec(**b) for b in d["blocks"]), n_classes=d.get("n_classes", 0),
                    resolution=d.get("resolution", 128), layout=d.get("layout"))

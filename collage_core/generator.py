@@ -115,7 +115,8 @@ class Generator(nn.Module):
                 raise ValueError(f"unknown class name {name_or_id!r}; known: {', '.join(self.class_names)}")
         i = int(name_or_id)
         if not 0 <= i < self.config.n_classes:
-            raise ValueError(f"class id {i} out of range: the model has {self.config.n_classes} classes (0..{self.config.n_classes - 1})")
+            k = self.config.n_classes
+            raise ValueError(f"class id {i} out of range: the model has {k} classes (0..{k - 1})")
         return i
 
     # ------------------------------------------------------------------------------------------------- core

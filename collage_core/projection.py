@@ -140,7 +140,7 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
             D: Discriminator | None = None, *, steps: int = 200, lr: float = 0.075, pixel_weight: float = 0.2,
             restarts: int = 1, top_k_classes: int | None = None, patience: int | None = None,
             min_improvement: float = 1e-4, seed: int = 0, z_init: torch.Tensor | None = None,
-            encoder: "Encoder | None" = None, init_samples: int = 0,
+            encoder: Encoder | None = None, init_samples: int = 0,
             progress: Callable[[int, int, float], None] | None = None, cancel: Callable[[], bool] | None = None,
             record_z: bool = False) -> ProjectionResult:
     """Manifold projection: minimise the original's objective over z, for several starts/classes at once.

@@ -25,7 +25,7 @@ class Condition:
 
     batch: int
 
-    def to(self, device: torch.device, dtype: torch.dtype) -> "Condition":
+    def to(self, device: torch.device, dtype: torch.dtype) -> Condition:
         raise NotImplementedError
 
     def affine(self, gammas: torch.Tensor, betas: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor
@@ -101,7 +101,7 @@ class MapCondition(Condition):
         return maps[:, :c], maps[:, c:]
 
     @staticmethod
-    def from_dense(weights: torch.Tensor, tol: float = 0.0) -> "MapCondition":
+    def from_dense(weights: torch.Tensor, tol: float = 0.0) -> MapCondition:
         """From the original layout ``(N, H, W, K)``, keeping only classes with a non-zero weight somewhere."""
         dims = tuple(range(weights.dim() - 1))  # two reductions, no full-size temporaries
         used = (weights.amax(dim=dims) > tol) | (weights.amin(dim=dims) < -tol)

@@ -32,8 +32,22 @@ keys, LRU cache with host/device byte budgets, progress events, interruption)::
 
 from .cache import CacheEntry, ResultCache, measure_bytes
 from .context import Context, Interrupted, seeded_generator
-from .declare import (CONTROL_VALUES, MISSING, WIDGET_TYPES, Boolean, Combo, DeclarationError, Float, Input, Int,
-                      Node, NodeOutput, Output, String, types_match)
+from .declare import (
+                      CONTROL_VALUES,
+                      MISSING,
+                      WIDGET_TYPES,
+                      Boolean,
+                      Combo,
+                      DeclarationError,
+                      Float,
+                      Input,
+                      Int,
+                      Node,
+                      NodeOutput,
+                      Output,
+                      String,
+                      types_match,
+)
 from .executor import Engine, ExecutionFailed, RunResult, file_fingerprint
 from .graph import Graph, NodeRef, OutputRef
 from .progress import TqdmReporter

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 __all__ = ["CacheEntry", "ResultCache", "measure_bytes"]
 

@@ -20,8 +20,9 @@ documentation (:mod:`.registry`) and the UI-format conversion (:mod:`.workflow`)
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 __all__ = [
     "MISSING", "WIDGET_TYPES", "CONTROL_VALUES", "DeclarationError", "Input", "Output", "Node", "NodeOutput",
@@ -176,7 +177,7 @@ class NodeOutput(tuple):
 
     ui: dict | None
 
-    def __new__(cls, *values: Any, ui: dict | None = None) -> "NodeOutput":
+    def __new__(cls, *values: Any, ui: dict | None = None) -> NodeOutput:
         self = super().__new__(cls, values)
         self.ui = ui
         return self

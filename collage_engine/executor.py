@@ -17,8 +17,9 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .cache import ResultCache
 from .context import Context, Interrupted
@@ -65,7 +66,7 @@ class RunResult:
         """``result[node_id]`` (or ``result[graph_ref]``): that target's output tuple."""
         return self.outputs[getattr(node_id, "id", node_id)]
 
-    def raise_for_status(self) -> "RunResult":
+    def raise_for_status(self) -> RunResult:
         """Raise :class:`ValidationError`, :class:`ExecutionFailed` or :class:`Interrupted` unless successful."""
         if self.status == "invalid":
             raise ValidationError(self.errors or {})

@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from .declare import MISSING
 from .registry import NodeRegistry
@@ -36,7 +37,7 @@ class OutputRef:
 class NodeRef:
     """A node added to a :class:`Graph`. ``ref.out(i)`` / ``ref.out("name")`` / ``ref[i]`` refer to its outputs."""
 
-    def __init__(self, graph: "Graph", node_id: str) -> None:
+    def __init__(self, graph: Graph, node_id: str) -> None:
         self.graph, self.id = graph, node_id
 
     def __repr__(self) -> str:
@@ -62,7 +63,7 @@ class NodeRef:
 
     __getitem__ = out
 
-    def set(self, **inputs: Any) -> "NodeRef":
+    def set(self, **inputs: Any) -> NodeRef:
         """Change inputs (constants or references) of this node."""
         self.inputs.update({k: _encode(v) for k, v in inputs.items()})
         return self
@@ -143,7 +144,7 @@ class Graph:
         return api
 
     @classmethod
-    def from_api(cls, api: dict, registry: NodeRegistry | None = None) -> "Graph":
+    def from_api(cls, api: dict, registry: NodeRegistry | None = None) -> Graph:
         """A graph holding a copy of an API-format workflow (to edit it in code)."""
         g = cls(registry)
         g.nodes = copy.deepcopy(api)

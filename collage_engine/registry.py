@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable, Iterator
 from types import ModuleType
-from typing import Iterable, Iterator
 
 from .declare import MISSING, DeclarationError, Input, Node
 
@@ -43,7 +43,7 @@ class NodeRegistry:
             self.register(cls)
         return found
 
-    def update(self, other: "NodeRegistry") -> None:
+    def update(self, other: NodeRegistry) -> None:
         """Register all nodes of another registry."""
         for cls in other:
             self.register(cls)

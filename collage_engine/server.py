@@ -55,8 +55,9 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
@@ -187,7 +188,7 @@ class PromptServer:
     def __init__(self, engine_factory: Callable[[], Engine] | None = None, *, registry: NodeRegistry | None = None,
                  web_root: str | None = None, base_dir: str = ".", output_dir: str | None = None,
                  input_dir: str | None = None, temp_dir: str | None = None, user_dir: str | None = None,
-                 prepare_prompt: Callable[[dict, "PromptServer"], dict] | None = None,
+                 prepare_prompt: Callable[[dict, PromptServer], dict] | None = None,
                  system_info: Callable[[], dict] | None = None, max_upload_bytes: int = 50 << 20,
                  max_queue: int = 1000, max_history: int = 200, name: str = "collage_engine",
                  version: str = "0.0.0", features: dict | None = None,
@@ -693,8 +694,9 @@ class PromptServer:
         if not isinstance(extra_data.get("extra_pnginfo", {}), dict):
             extra_data.pop("extra_pnginfo")
         targets = body.get("partial_execution_targets")
-        if targets is not None and not (isinstance(targets, list) and all(isinstance(t, (str, int)) and
-                                                                              not isinstance(t, bool) for t in targets)):
+        ids_ok = isinstance(targets, list) and all(isinstance(t, (str, int)) and not isinstance(t, bool)
+                                                   for t in targets)
+        if targets is not None and not ids_ok:
             return _error(400, "invalid_prompt", "Invalid prompt", "partial_execution_targets must be a list of ids")
         targets = [str(t) for t in targets] if targets else []
         number = body.get("number")
@@ -1395,7 +1397,7 @@ class BackgroundServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "BackgroundServer":
+    def start(self, timeout: float = 30.0) -> BackgroundServer:
         self.server._loopback_only = _is_loopback_name(self.host)
         self._thread = threading.Thread(target=self._main, name="prompt-server", daemon=True)
         self._thread.start()
@@ -1434,7 +1436,7 @@ class BackgroundServer:
             self._thread.join(timeout)
         self._thread = None
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import heapq
 import math
 import reprlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import networkx as nx
 

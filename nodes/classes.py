@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from collage_core import collage
-from collage_core.collage import (layer_range_sweep, new_class_map, paint_class, parse_layer_ranges, select_class,
-                                   sweep_layer_ranges, sweep_strengths)
+from collage_core.collage import (
+    layer_range_sweep,
+    new_class_map,
+    paint_class,
+    parse_layer_ranges,
+    select_class,
+    sweep_layer_ranges,
+    sweep_strengths,
+)
 from collage_engine import Combo, Float, Input, Int, Node, Output, String
 
 from .base import CATEGORY, CLASS_MAP, CLASS_SPEC, GENERATOR, MASK, InputError, blame

@@ -47,7 +47,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from collage_engine import MISSING, Context, Input, Node, NodeOutput, file_fingerprint
+from collage_engine import MISSING, Context, Input, Node, file_fingerprint
 from collage_engine.declare import DeclarationError
 from collage_engine.executor import normalise_result, public_ui
 from collage_engine.validate import check_constant

@@ -7,16 +7,27 @@ import os
 import torch
 
 from collage_core import load_discriminator
-from collage_core.encoder import load_encoder
 from collage_core.collage import ClassSpec
 from collage_core.crop import CropInfo, crop_photo, paste_back
+from collage_core.encoder import load_encoder
 from collage_core.images import image_to_uint8
 from collage_core.poisson import poisson_composite
 from collage_core.projection import ProjectionCancelled, project
 from collage_engine import Combo, Float, Input, Int, Node, Output, String, file_fingerprint
 
-from .base import (CATEGORY, CLASS_SPEC, CROP, DISCRIMINATOR, ENCODER, GENERATOR, IMAGE, LATENT_Z, MASK, InputError,
-                   blame)
+from .base import (
+    CATEGORY,
+    CLASS_SPEC,
+    CROP,
+    DISCRIMINATOR,
+    ENCODER,
+    GENERATOR,
+    IMAGE,
+    LATENT_Z,
+    MASK,
+    InputError,
+    blame,
+)
 from .model import DTYPES, resolve_device
 
 CAT = f"{CATEGORY}/real image"

@@ -7,7 +7,8 @@ with :func:`png_text`, as ComfyUI's savers do from their hidden ``PROMPT`` / ``E
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from collage_engine import Engine, RunResult, api_to_ui
 

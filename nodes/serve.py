@@ -124,10 +124,10 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                 user_dir: str | None = None, max_upload_bytes: int = 50 << 20, max_history: int = 200,
                 max_queue: int = 1000, examples: bool = True, engine_kwargs: dict | None = None):
     """A :class:`~collage_engine.server.PromptServer` over :func:`collage_nodes.engine` (needs aiohttp)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import collage_nodes
     from collage_engine.server import PromptServer
-
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         ours = version("neural-collage")

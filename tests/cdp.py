@@ -146,13 +146,13 @@ class Browser:
         self.pages: list[Page] = []
 
     @classmethod
-    def launch(cls, binary: str | None = None, **kw: Any) -> "Browser":
+    def launch(cls, binary: str | None = None, **kw: Any) -> Browser:
         binary = binary or find_chromium()
         if binary is None:
             raise FileNotFoundError("chromium not found")
         return cls(binary, **kw)
 
-    async def __aenter__(self) -> "Browser":
+    async def __aenter__(self) -> Browser:
         args = [self.binary, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
                 "--remote-debugging-address=127.0.0.1", f"--window-size={self.width},{self.height}", "about:blank"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

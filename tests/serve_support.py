@@ -63,7 +63,7 @@ class Client:
         self._reader: asyncio.Task | None = None
         self._changed = asyncio.Event()
 
-    async def __aenter__(self) -> "Client":
+    async def __aenter__(self) -> Client:
         self.session = aiohttp.ClientSession()
         self.ws = await self.session.ws_connect(f"{self.url}/ws?clientId={self.client_id}")
         self._reader = asyncio.get_running_loop().create_task(self._read())

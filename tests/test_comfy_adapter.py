@@ -24,12 +24,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from nodes_support import TINY
 from PIL import Image
 
 import collage_nodes
 from collage_engine import Graph, Node
 from collage_nodes import comfy
-from nodes_support import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 REG = collage_nodes.registry()
@@ -223,7 +223,8 @@ def test_hooks_exist_where_the_declarations_have_them():
     for name, cls in CLASSES.items():
         node = REG[name]
         reads_files = any(i.file for i in node.inputs)
-        assert hasattr(cls, "IS_CHANGED") == (reads_files or node.always_run or node.fingerprint is not Node.fingerprint)
+        own_fingerprint = node.fingerprint is not Node.fingerprint
+        assert hasattr(cls, "IS_CHANGED") == (reads_files or node.always_run or own_fingerprint)
         assert hasattr(cls, "VALIDATE_INPUTS") == (node.validate is not Node.validate)
 
 

@@ -7,7 +7,8 @@ folder in ``custom_nodes`` (a symlink to this repository inside a temporary ``--
 folders are not touched). The package does not need to be installed in ComfyUI's Python: the folder brings
 ``collage_core`` / ``collage_engine`` along (see the repository's ``__init__.py``)::
 
-    COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/venv/bin/python python -m pytest -q -s tests/test_comfy_integration.py
+    COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/venv/bin/python \
+        python -m pytest -q -s tests/test_comfy_integration.py
 
 The workflows name the embedded model ``emoji-animals``; while it is not installed, every Load Generator / Load
 Discriminator is pointed at the tiny test checkpoints in ``tests/fixtures`` (on both sides alike).
@@ -194,7 +195,7 @@ def test_the_pack_is_listed_by_comfyui_as_declared(server):
         assert entry["output"] == list(cls.RETURN_TYPES) and entry["output_name"] == list(cls.RETURN_NAMES)
         for cat in ("required", "optional"):
             assert list(entry["input"].get(cat, {})) == list(types_.get(cat, {}))
-            for inp, (kind, *opts) in types_.get(cat, {}).items():
+            for inp, (kind, *_opts) in types_.get(cat, {}).items():
                 assert entry["input"][cat][inp][0] == kind
         assert entry["input"]["hidden"] == types_["hidden"]
     # our display names do not repeat those of ComfyUI's own nodes
@@ -215,7 +216,7 @@ def test_workflow_in_comfyui_gives_the_cli_images(server, name, tmp_path):
     status = entry["status"]
     assert status["status_str"] == "success", json.dumps(status["messages"], indent=1)[-6000:]
     got: dict[str, np.ndarray] = {}
-    for nid, out in entry["outputs"].items():
+    for out in entry["outputs"].values():
         for item in out.get("images", []):
             assert item["type"] == "output" and set(item) == {"filename", "subfolder", "type"}
             rel = "/".join(p for p in (item["subfolder"], item["filename"]) if p)

@@ -5,8 +5,8 @@ import json
 import math
 
 from hypothesis import HealthCheck, event, given, settings
-from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from collage_engine import Engine, NodeRegistry, Validation, validate
 

@@ -6,8 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from collage_engine import (DeclarationError, Engine, Graph, Input, Int, Node, NodeRegistry, Output, api_to_ui,
-                            is_ui_format, load_workflow, ui_to_api)
+from collage_engine import (
+    DeclarationError,
+    Engine,
+    Graph,
+    Input,
+    Int,
+    Node,
+    NodeRegistry,
+    Output,
+    api_to_ui,
+    is_ui_format,
+    load_workflow,
+    ui_to_api,
+)
 from collage_engine.workflow import WorkflowError
 
 try:

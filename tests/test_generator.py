@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference_numpy as ref
 import torch
 
-import reference_numpy as ref
 from collage_core import GeneratorConfig, load_generator
 from collage_core.checkpoints import infer_generator_config
 from collage_core.config import GENERATOR_LAYOUTS
@@ -140,8 +140,8 @@ def test_class_vectors_and_names(model):
     v[1, 0] = 0.25
     v[1, 6] = 0.75
     w = onehot_maps([3, 3], 7, G.config.map_sizes)
-    w = [np.concatenate([wl[:1], np.broadcast_to(np.eye(7, dtype=np.float32)[0] * 0.25 + np.eye(7, dtype=np.float32)[6] * 0.75,
-                                                   wl[:1].shape)]) for wl in w]
+    eye = np.eye(7, dtype=np.float32)
+    w = [np.concatenate([wl[:1], np.broadcast_to(eye[0] * 0.25 + eye[6] * 0.75, wl[:1].shape)]) for wl in w]
     with torch.no_grad():
         a = G.synthesize(z, classes=v)
         b = G.synthesize(z, class_maps=w)

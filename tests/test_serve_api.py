@@ -15,9 +15,10 @@ import pytest
 
 aiohttp = pytest.importorskip("aiohttp", reason="the server needs aiohttp (pip install 'neural-collage[serve]')")
 
-from collage_engine.server import PathRefused, PromptServer, safe_join  # noqa: E402
 from engine_testnodes import make_registry  # noqa: E402
 from serve_support import Client, get_json, post_json, raw, start  # noqa: E402
+
+from collage_engine.server import PathRefused, PromptServer, safe_join  # noqa: E402
 
 UPLOAD_LIMIT = 64 << 10
 

@@ -12,9 +12,10 @@ import pytest
 
 aiohttp = pytest.importorskip("aiohttp", reason="the server needs aiohttp (pip install 'neural-collage[serve]')")
 
-from collage_engine.server import PromptServer  # noqa: E402
 from engine_testnodes import make_registry  # noqa: E402
 from serve_support import Client, get_json, rss_bytes, start  # noqa: E402
+
+from collage_engine.server import PromptServer  # noqa: E402
 
 CLIENTS, PER_CLIENT, HISTORY = 5, 10, 20
 
@@ -38,7 +39,7 @@ async def client_session(url: str, k: int, first_seed: int, sent: list, latencie
         assert status == 200, body
         mine.append((body["prompt_id"], body["number"], seed, t0))
         sent.append((body["prompt_id"], body["number"], k, seed))
-    for pid, _, seed, t0 in mine:
+    for pid, _, _seed, t0 in mine:
         end = await c.done(pid, timeout=120)
         assert end["type"] == "execution_success", end
         latencies.append(time.perf_counter() - t0)

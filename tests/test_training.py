@@ -127,7 +127,8 @@ def test_learning_rate_decay(tiny_data, tmp_path):
     assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4)
     tr.iteration = 8
     tr._set_learning_rates()
-    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4) and tr.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert tr.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert tr.opt_d.param_groups[0]["lr"] == pytest.approx(1e-4)
 
 
 def test_diff_augment_ops():
@@ -183,7 +184,8 @@ def test_warm_start_from_an_exported_model(tiny_data, tmp_path):
     g, _ = tr.export(tmp_path / "model")
     warm = Trainer(_cfg(tiny_data, tmp_path / "warm", layout="resnet_64", resolution=64, init=str(tmp_path / "model")))
     exported = load_generator(g)
-    for (k, v), w, e in zip(exported.state_dict().items(), warm.G.state_dict().values(), warm.G_ema.state_dict().values()):
+    pairs = zip(exported.state_dict().items(), warm.G.state_dict().values(), warm.G_ema.state_dict().values())
+    for (k, v), w, e in pairs:
         assert torch.equal(v.float(), w) and torch.equal(v.float(), e), k
     exported_d = load_discriminator(tmp_path / "model" / "discriminator.safetensors")
     for (k, v), w in zip(exported_d.state_dict().items(), warm.D.state_dict().values()):

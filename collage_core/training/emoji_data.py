@@ -215,7 +215,8 @@ TRAIN_SETS: tuple[EmojiSet, ...] = (
              {"dog": "dog", "cat": "cat", "tiger": "tiger", "wolf": "wolfface", "bear": "bear",
               "fox": ("foxsmiling", "foxgrin", "foxheart", "foxwry", "foxkissing", "foxtearofjoy", "foxcrying",
                       "foxweary"),
-              "panda": "pandaface", "koala": "koala", "monkey": ("monkeyface", "monkeysee", "monkeyhear", "monkeyspeak"),
+              "panda": "pandaface", "koala": "koala",
+              "monkey": ("monkeyface", "monkeysee", "monkeyhear", "monkeyspeak"),
               "cow": "cowface", "pig": "pig", "mouse": "mouse", "hamster": "hampster", "rabbit": "bunny",
               "horse": "horseface", "frog": "frog", "dragon": "dragonhead"}),
     # Streamline has no polar bear, raccoon or dragon; its wolf and "fox-face-1" are side views of head and

@@ -59,7 +59,7 @@ class EncoderTrainConfig:
     sample_every: int = 500
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EncoderTrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> EncoderTrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
