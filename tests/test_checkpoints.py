@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import reference_numpy as ref
 import torch
 
+import reference_numpy as ref
 from collage_core import CheckpointError, load_discriminator, load_generator, save_discriminator, save_generator
 from collage_core.config import DiscriminatorConfig
 

@@ -24,12 +24,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from nodes_support import TINY
 from PIL import Image
 
 import collage_nodes
 from collage_engine import Graph, Node
 from collage_nodes import comfy
+from nodes_support import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 REG = collage_nodes.registry()

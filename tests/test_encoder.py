@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from nodes_support import CLASS_NAMES, ROOT, TINY, TINY_D, TINY_E
 
 import collage_nodes
 from collage_core import load_discriminator, load_generator
@@ -16,6 +15,7 @@ from collage_core.encoder import Encoder, EncoderConfig, load_encoder, save_enco
 from collage_core.projection import project, projection_loss
 from collage_core.training.encoder_train import EncoderTrainConfig, EncoderTrainer
 from collage_engine import Graph
+from nodes_support import CLASS_NAMES, ROOT, TINY, TINY_D, TINY_E
 
 
 def test_config_shapes_and_errors():

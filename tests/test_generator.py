@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import reference_numpy as ref
 import torch
 
+import reference_numpy as ref
 from collage_core import GeneratorConfig, load_generator
 from collage_core.checkpoints import infer_generator_config
 from collage_core.config import GENERATOR_LAYOUTS

@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from nodes_support import ROOT, TINY, WORKFLOWS, api
 from PIL import Image
 
 import collage_nodes
 from collage_nodes.cli import main
 from collage_nodes.runner import OverrideError, apply_set, parse_set
+from nodes_support import ROOT, TINY, WORKFLOWS, api
 
 TINY_SET = f"Generator.model={TINY}"
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from nodes_support import ROOT
-
 import collage_nodes
 from collage_engine import Node
 from collage_nodes import docs
+from nodes_support import ROOT
 
 
 def test_generated_docs_and_ui_workflows_are_current():

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from nodes_support import TINY
 
 import collage_nodes
 from collage_engine import Graph, Input, Int, Node, NodeRegistry, Output, format_errors
+from nodes_support import TINY
 
 
 class BadMask(Node):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from nodes_support import call, tiny_generator
 
 from collage_core.collage import blend_streams, blend_weights
 from collage_core.images import to_image
 from collage_core.maps import class_map_from_regions, transplant_blends
+from nodes_support import call, tiny_generator
 
 
 @pytest.fixture(scope="module")

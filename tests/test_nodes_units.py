@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from nodes_support import CLASS_NAMES, TINY, call, tiny_generator
 from PIL import Image
 
 from collage_core import maps
 from collage_core.collage import ClassMapSpec, ClassSpec, FeatureBlendSpec
+from nodes_support import CLASS_NAMES, TINY, call, tiny_generator
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from nodes_support import ROOT, TINY, TINY_D
 
 import collage_nodes
 from collage_core.crop import crop_photo, crop_to_model, mask_bbox, paste_back, square_box
 from collage_engine import Graph
+from nodes_support import ROOT, TINY, TINY_D
 
 
 def _photo(h=90, w=140, seed=0):

@@ -15,10 +15,9 @@ import pytest
 
 aiohttp = pytest.importorskip("aiohttp", reason="the server needs aiohttp (pip install 'neural-collage[serve]')")
 
+from collage_engine.server import PathRefused, PromptServer, safe_join  # noqa: E402
 from engine_testnodes import make_registry  # noqa: E402
 from serve_support import Client, get_json, post_json, raw, start  # noqa: E402
-
-from collage_engine.server import PathRefused, PromptServer, safe_join  # noqa: E402
 
 UPLOAD_LIMIT = 64 << 10
 
@@ -646,10 +645,10 @@ def test_serve_command_is_registered():
 def test_collage_workflow_through_the_server(tmp_path):
     """The node pack behind the server: savers write to its output folder whatever the workflow says, the tiny
     generator stands in for the default model, and the editor reads the saved PNGs back with /view."""
-    from nodes_support import TINY, api
     from PIL import Image
 
     from collage_nodes.serve import make_server
+    from nodes_support import TINY, api
 
     server = make_server(str(tmp_path), model=str(TINY), device="cpu", web_root="", examples=False)
     bg = start(server)

@@ -32,9 +32,8 @@ pytestmark = pytest.mark.e2e
 aiohttp = pytest.importorskip("aiohttp", reason="the server needs aiohttp (pip install 'neural-collage[serve]')")
 
 from cdp import Browser, find_chromium  # noqa: E402
-from nodes_support import ROOT, TINY  # noqa: E402
-
 from collage_nodes.serve import frontend_root  # noqa: E402
+from nodes_support import ROOT, TINY  # noqa: E402
 
 SCREENSHOT = ROOT / "docs" / "images" / "serve-editor.png"
 MAX_SCREENSHOT = 400 << 10

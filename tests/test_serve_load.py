@@ -12,10 +12,9 @@ import pytest
 
 aiohttp = pytest.importorskip("aiohttp", reason="the server needs aiohttp (pip install 'neural-collage[serve]')")
 
+from collage_engine.server import PromptServer  # noqa: E402
 from engine_testnodes import make_registry  # noqa: E402
 from serve_support import Client, get_json, rss_bytes, start  # noqa: E402
-
-from collage_engine.server import PromptServer  # noqa: E402
 
 CLIENTS, PER_CLIENT, HISTORY = 5, 10, 20
 
