@@ -91,10 +91,14 @@ class CacheEntry:
     class_type: str = ""
 
 
+#: Default byte budget of the result cache, for host memory and for device memory each.
+DEFAULT_BUDGET = 4 << 30
+
+
 class ResultCache:
     """Node results by cache key, least recently used first; budgets in bytes (None: unlimited)."""
 
-    def __init__(self, host_budget: int | None = 2 << 30, device_budget: int | None = 2 << 30) -> None:
+    def __init__(self, host_budget: int | None = DEFAULT_BUDGET, device_budget: int | None = DEFAULT_BUDGET) -> None:
         self.host_budget, self.device_budget = host_budget, device_budget
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
         self._pins: dict[str, int] = {}

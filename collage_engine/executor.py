@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import ResultCache
+from .cache import DEFAULT_BUDGET, ResultCache
 from .context import Context, Interrupted
 from .declare import MISSING, Node, NodeOutput
 from .registry import NodeRegistry
@@ -139,8 +139,8 @@ class Engine:
     ``execution_success``. Runs are serialised; :meth:`interrupt` may be called from any thread.
     """
 
-    def __init__(self, registry: NodeRegistry, *, host_budget: int | None = 4 << 30,
-                 device_budget: int | None = 4 << 30, listeners: Iterable[Listener] = ()) -> None:
+    def __init__(self, registry: NodeRegistry, *, host_budget: int | None = DEFAULT_BUDGET,
+                 device_budget: int | None = DEFAULT_BUDGET, listeners: Iterable[Listener] = ()) -> None:
         self.registry = registry
         self.cache = ResultCache(host_budget, device_budget)
         self.listeners: list[Listener] = list(listeners)

@@ -19,6 +19,7 @@ from .base import (
     CATEGORY,
     CLASS_SPEC,
     CROP,
+    DEVICES,
     DISCRIMINATOR,
     ENCODER,
     GENERATOR,
@@ -68,7 +69,7 @@ class LoadDiscriminator(Node):
     category = CAT
     inputs = [
         String("model", "emoji-animals", description="An embedded model name or a discriminator checkpoint path."),
-        Combo("device", ["auto", "cpu", "cuda", "mps"], default="auto", description="Where it runs."),
+        Combo("device", DEVICES, default="auto", description="Where it runs."),
         Combo("dtype", DTYPES, default="float32", description="Weight precision."),
     ]
     outputs = [Output("discriminator", DISCRIMINATOR, "The discriminator, in eval mode.")]
@@ -97,7 +98,7 @@ class LoadEncoder(Node):
     category = CAT
     inputs = [
         String("model", "emoji-animals", description="An embedded model name or an encoder checkpoint path."),
-        Combo("device", ["auto", "cpu", "cuda", "mps"], default="auto", description="Where it runs."),
+        Combo("device", DEVICES, default="auto", description="Where it runs."),
     ]
     outputs = [Output("encoder", ENCODER, "The encoder, in eval mode.")]
 

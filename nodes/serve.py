@@ -147,6 +147,8 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
 
 # ------------------------------------------------------------------------------------------------ command line
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from .base import DEVICES
+
     p = sub.add_parser(
         "serve", help="serve the ComfyUI graph editor over the node pack (needs the [serve] extra)",
         description="Serve the official ComfyUI editor (comfyui-frontend-package) and a ComfyUI-compatible API over "
@@ -165,7 +167,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="NAME_OR_PATH",
                    help=f"generator used wherever a workflow names the default model {DEFAULT_MODEL!r} (e.g. a "
                         "checkpoint of your own while the embedded model is not installed)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="device of every Load Generator")
+    p.add_argument("--device", choices=DEVICES, help="device of every Load Generator")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload or request body (default 50)")
     p.add_argument("--max-history", type=int, default=200, help="finished prompts kept in the history (default 200)")
     p.add_argument("--web-root", help="serve this folder as the editor instead of the installed frontend package")
