@@ -1,0 +1,348 @@
+"""The :class:`PromptServer` that composes the parts of the server, its route table, middleware, start and stop,
+and :class:`BackgroundServer` (the server on its own event-loop thread).
+
+The parts: :class:`~collage_engine.server.queue.QueueMixin` (queue, history, worker),
+:class:`~collage_engine.server.prompts.PromptRoutes` (the prompt API routes),
+:class:`~collage_engine.server.events.EventsMixin` (WebSocket fan-out) and
+:class:`~collage_engine.server.files.FilesMixin` (file, settings and user-data routes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ..executor import Engine
+from ..registry import NodeRegistry
+from .events import EventsMixin
+from .files import FilesMixin
+from .prompts import PromptRoutes
+from .protocol import PathRefused, _error, _is_loopback_name, _json, log
+from .queue import QueueItem, QueueMixin, _Running
+
+
+class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
+    """The server: routes, the prompt queue, one worker thread and the WebSocket fan-out.
+
+    ``engine_factory`` (a callable returning an :class:`Engine`) or ``registry`` (then a plain ``Engine`` is
+    made) gives the engine; ``web_root`` is a folder of static files served at ``/`` (None: a small page
+    listing the API). Folders: ``base_dir`` holds ``output/``, ``input/``, ``temp/`` and ``user/`` unless given
+    one by one. ``prepare_prompt(prompt, server) -> prompt`` may rewrite each queued API prompt (e.g. point
+    savers at :attr:`output_dir`); ``system_info()`` adds to ``/system_stats`` (``{"system": {...},
+    "devices": [...]}``). Uploads and request bodies are limited to ``max_upload_bytes``; at most
+    ``max_queue`` prompts wait and ``max_history`` finished ones are kept.
+    """
+
+    def __init__(self, engine_factory: Callable[[], Engine] | None = None, *, registry: NodeRegistry | None = None,
+                 web_root: str | None = None, base_dir: str = ".", output_dir: str | None = None,
+                 input_dir: str | None = None, temp_dir: str | None = None, user_dir: str | None = None,
+                 prepare_prompt: Callable[[dict, PromptServer], dict] | None = None,
+                 system_info: Callable[[], dict] | None = None, max_upload_bytes: int = 50 << 20,
+                 max_queue: int = 1000, max_history: int = 200, name: str = "collage_engine",
+                 version: str = "0.0.0", features: dict | None = None,
+                 default_settings: dict | None = None, templates: dict[str, str] | None = None) -> None:
+        if engine_factory is None and registry is None:
+            raise ValueError("give engine_factory or registry")
+        self.engine: Engine = engine_factory() if engine_factory is not None else Engine(registry)  # type: ignore
+        self.registry = self.engine.registry
+        self.web_root = os.path.abspath(web_root) if web_root else None
+        base = os.path.abspath(base_dir)
+        self.output_dir = os.path.abspath(output_dir or os.path.join(base, "output"))
+        self.input_dir = os.path.abspath(input_dir or os.path.join(base, "input"))
+        self.temp_dir = os.path.abspath(temp_dir or os.path.join(base, "temp"))
+        self.user_dir = os.path.abspath(user_dir or os.path.join(base, "user"))
+        for d in (self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
+            os.makedirs(d, exist_ok=True)
+        self.prepare_prompt = prepare_prompt
+        self.default_settings = dict(default_settings or {})
+        self.templates = {k: os.path.abspath(v) for k, v in (templates or {}).items()}
+        for sub in ("workflows", "subgraphs"):  # the editor lists these at start
+            os.makedirs(os.path.join(self.user_root(), sub), exist_ok=True)
+        self.system_info = system_info
+        self.max_upload_bytes = int(max_upload_bytes)
+        self.max_queue = int(max_queue)
+        self.max_history = int(max_history)
+        self.name, self.version = name, version
+        self.features = {"supports_preview_metadata": False, "max_upload_size": self.max_upload_bytes,
+                         **(features or {})}
+        # queue state (guarded by _cond)
+        self._cond = threading.Condition()
+        self._pending: list[tuple[float, int, QueueItem]] = []
+        self._running: _Running | None = None
+        self._history: OrderedDict[str, dict] = OrderedDict()
+        self._known_ids: set[str] = set()
+        self._seq = itertools.count()
+        self.number = 0
+        self._interrupt_target: str | None = None
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+        # websocket state (event loop only)
+        self._sockets: dict[str, web.WebSocketResponse] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: asyncio.Queue | None = None
+        self._sender: asyncio.Task | None = None
+        self.engine.add_listener(self._on_event)
+        self.app = self._make_app()
+
+    # -- the app ------------------------------------------------------------------------------------------------
+    def _make_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_upload_bytes + (1 << 20),
+                              middlewares=[self._guard_middleware])
+        routes = web.RouteTableDef()
+        get, post, delete = routes.get, routes.post, routes.delete
+
+        get("/ws")(self._ws)
+        get("/object_info")(self._object_info)
+        get("/object_info/{node_class}")(self._object_info_node)
+        get("/prompt")(self._get_prompt)
+        post("/prompt")(self._post_prompt)
+        get("/queue")(self._get_queue)
+        post("/queue")(self._post_queue)
+        get("/history")(self._get_history)
+        get("/history/{prompt_id}")(self._get_history_item)
+        post("/history")(self._post_history)
+        get("/jobs")(self._get_jobs)
+        get("/jobs/{job_id}")(self._get_job)
+        post("/jobs/cancel")(self._cancel_jobs)
+        post("/jobs/{job_id}/cancel")(self._cancel_job)
+        post("/interrupt")(self._interrupt)
+        post("/free")(self._free)
+        get("/view")(self._view)
+        post("/upload/image")(self._upload_image)
+        get("/system_stats")(self._system_stats)
+        get("/features")(self._features)
+        get("/extensions")(self._const([]))
+        get("/embeddings")(self._const([]))
+        get("/models")(self._const([]))
+        get("/models/{folder}")(self._const([]))
+        get("/experiment/models")(self._const([]))
+        get("/experiment/models/{folder}")(self._const([]))
+        get("/i18n")(self._const({}))
+        get("/node_replacements")(self._const({}))
+        get("/global_subgraphs")(self._const({}))
+        get("/workflow_templates")(self._workflow_templates)
+        get("/workflow_templates/{module}/{file}")(self._workflow_template_file)
+        get("/settings")(self._get_settings)
+        get("/settings/{id}")(self._get_setting)
+        post("/settings")(self._post_settings)
+        post("/settings/{id}")(self._post_setting)
+        get("/users")(self._get_users)
+        post("/users")(self._post_users)
+        get("/user")(self._get_users)
+        get("/userdata")(self._list_userdata)
+        get("/v2/userdata")(self._list_userdata_v2)
+        get("/userdata/{file}")(self._get_userdata)
+        post("/userdata/{file}")(self._post_userdata)
+        delete("/userdata/{file}")(self._delete_userdata)
+        post("/userdata/{file}/move/{dest}")(self._move_userdata)
+
+        api = web.RouteTableDef()
+        for r in routes:
+            api.route(r.method, "/api" + r.path)(r.handler)  # type: ignore[attr-defined]
+        app.add_routes(api)
+        app.add_routes(routes)
+        app.router.add_get("/", self._index)
+        app.router.add_get("/templates/index.json", self._const([]))  # no workflow-templates package
+        app.router.add_get("/templates/index_logo.json", self._const({}))
+        app.router.add_get("/user.css", self._user_css)
+        app.router.add_get("/api/userdata/user.css", self._user_css)
+        if self.web_root and os.path.isdir(self.web_root):
+            app.router.add_static("/", self.web_root, follow_symlinks=False)
+        app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    @staticmethod
+    def _const(value: Any) -> Callable:
+        async def handler(request: web.Request) -> web.Response:
+            return _json(value)
+        return handler
+
+    @web.middleware
+    async def _guard_middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        """Refuse cross-origin writes and DNS-rebinding hosts while bound to loopback; answer errors as JSON."""
+        if self._loopback_only:
+            host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
+            if host and not _is_loopback_name(host):
+                return _error(403, "forbidden", f"host {request.host!r} refused: the server only answers loopback "
+                                                "names (localhost, 127.0.0.1, [::1])")
+        origin = request.headers.get("Origin")
+        if origin and (request.method not in ("GET", "HEAD", "OPTIONS") or request.path.rstrip("/").endswith("/ws")):
+            o = urlsplit(origin)
+            if o.netloc.lower() != (request.host or "").lower():
+                return _error(403, "forbidden", "cross-origin request refused", f"origin {origin!r}")
+        try:
+            resp = await handler(request)
+        except web.HTTPException as e:
+            if e.status >= 400 and e.content_type != "application/json" and request.path.startswith("/api/"):
+                return _error(e.status, "http_error", e.reason or "error", e.text or "")
+            raise
+        except PathRefused as e:  # one a handler did not answer itself: 400 whatever its status, as always
+            return _error(400, "invalid_path", str(e))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - never let a request take the server down
+            log.exception("request %s %s failed", request.method, request.path)
+            return _error(500, "server_error", f"{type(e).__name__}: {e}")
+        if request.path in ("/", "/index.html"):
+            resp.headers.setdefault("Cache-Control", "no-cache")
+        return resp
+
+    _loopback_only = True
+
+    # -- start and stop ------------------------------------------------------------------------------------------
+    async def _on_startup(self, app: web.Application) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._outbox = asyncio.Queue()
+        self._sender = self._loop.create_task(self._send_loop())
+        self.start_worker()
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        for ws in list(self._sockets.values()):
+            await ws.close(code=1001, message=b"server shutdown")
+        self._sockets.clear()
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.stop_worker)
+        if self._sender is not None:
+            self._sender.cancel()
+            try:
+                await self._sender
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+            self._sender = None
+
+    def run(self, host: str = "127.0.0.1", port: int = 8188,
+            print_fn: Callable[[str], None] | None = print) -> None:
+        """Serve on ``host:port`` until interrupted (Ctrl-C); loopback names only unless ``host`` is not one."""
+        self._loopback_only = _is_loopback_name(host)
+        shown = f"[{host}]" if ":" in host else host
+
+        def announce(_msg: str) -> None:
+            if print_fn is not None:
+                print_fn(f"serving on http://{shown}:{port}  (Ctrl-C to stop)")
+
+        web.run_app(self.app, host=host, port=port, access_log=None, shutdown_timeout=5.0, print=announce)
+
+    # -- system ---------------------------------------------------------------------------------------------------
+    async def _system_stats(self, request: web.Request) -> web.Response:
+        total, free = _ram()
+        # "--disable-api-nodes" (ComfyUI's flag): this server has no cloud API nodes, and the editor then makes no
+        # calls to comfy.org (release notes, pricing) on its own.
+        system = {"os": sys.platform, "python_version": sys.version, "embedded_python": False,
+                  "comfyui_version": self.version, "pytorch_version": "",
+                  "argv": list(sys.argv) + ["--disable-api-nodes"],
+                  "ram_total": total, "ram_free": free, "deploy_environment": self.name}
+        devices = [{"name": "cpu", "type": "cpu", "index": None, "vram_total": 0, "vram_free": 0,
+                    "torch_vram_total": 0, "torch_vram_free": 0}]
+        if self.system_info is not None:
+            try:
+                extra = await asyncio.get_running_loop().run_in_executor(None, self.system_info) or {}
+                system.update(extra.get("system", {}))
+                devices = extra.get("devices", devices)
+            except Exception:  # noqa: BLE001
+                log.exception("system_info failed")
+        return _json({"system": system, "devices": devices})
+
+    async def _features(self, request: web.Request) -> web.Response:
+        return _json(self.features)
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        if self.web_root and os.path.isfile(os.path.join(self.web_root, "index.html")):
+            return web.FileResponse(os.path.join(self.web_root, "index.html"),
+                                    headers={"Cache-Control": "no-cache"})
+        return web.Response(text=f"<!doctype html><title>{self.name}</title><p>{self.name} {self.version}: "
+                                 "no editor installed; the API answers under /api/ (object_info, prompt, ws).",
+                            content_type="text/html")
+
+
+def _ram() -> tuple[int, int]:
+    """Total and available memory in bytes (0, 0 where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f if len(line.split()) >= 2}
+        return info.get("MemTotal", 0), info.get("MemAvailable", info.get("MemFree", 0))
+    except (OSError, ValueError):
+        pass
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        return pages * size, 0
+    except (ValueError, OSError, AttributeError):
+        return 0, 0
+
+
+# ------------------------------------------------------------------------------------------------- background
+class BackgroundServer:
+    """Run a :class:`PromptServer` on its own event-loop thread (tests, notebooks)::
+
+        with BackgroundServer(server, port=0) as bg:      # port 0: a free port
+            requests.get(bg.url + "/api/object_info")
+    """
+
+    def __init__(self, server: PromptServer, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server, self.host, self.port = server, host, port
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> BackgroundServer:
+        self.server._loopback_only = _is_loopback_name(self.host)
+        self._thread = threading.Thread(target=self._main, name="prompt-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("server did not start")
+        if self._error is not None:
+            raise RuntimeError(f"server failed to start: {self._error}") from self._error
+        return self
+
+    def _main(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            self._runner = web.AppRunner(self.server.app, access_log=None, shutdown_timeout=2.0)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, self.host, self.port)
+            loop.run_until_complete(site.start())
+            sock = site._server.sockets[0]  # type: ignore[union-attr]
+            self.port = sock.getsockname()[1]
+        except BaseException as e:  # noqa: BLE001
+            self._error = e
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._runner.cleanup())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,265 @@
+"""The prompt queue, its history and the one worker thread that runs it on the engine (no HTTP here).
+
+:class:`QueueMixin` is a part of :class:`~collage_engine.server.PromptServer`: its state (``_cond``, ``_pending``,
+``_running``, ``_history``, ...) is made in ``PromptServer.__init__`` and guarded by ``_cond``; it tells clients
+what happens through ``post`` (:class:`~collage_engine.server.events.EventsMixin`). The worker runs one prompt at a
+time on one engine, so its cache is shared by all prompts and re-runs are incremental.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+import traceback
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..executor import Engine, public_ui
+from .protocol import _now_ms, log
+
+
+# ------------------------------------------------------------------------------------------------- queue
+@dataclass(order=False)
+class QueueItem:
+    """One queued prompt (ComfyUI's ``(number, prompt_id, prompt, extra_data, outputs_to_execute)``)."""
+
+    number: float
+    prompt_id: str
+    prompt: dict
+    extra_data: dict
+    targets: list[str]
+    client_id: str | None = None
+    seq: int = 0
+
+    def as_tuple(self) -> list:
+        return [self.number, self.prompt_id, self.prompt, self.extra_data, self.targets]
+
+
+@dataclass
+class _Running:
+    item: QueueItem
+    outputs: dict = field(default_factory=dict)
+    messages: list = field(default_factory=list)
+    recorded: bool = False
+    started: float = 0.0
+
+
+class QueueMixin:
+    """Queue, history, worker, execution and interruption of :class:`~collage_engine.server.PromptServer`."""
+
+    engine: Engine
+    max_queue: int
+    max_history: int
+    number: int
+    _cond: threading.Condition
+    _pending: list[tuple[float, int, QueueItem]]
+    _running: _Running | None
+    _history: OrderedDict[str, dict]
+    _known_ids: set[str]
+    _interrupt_target: str | None
+    _stopping: bool
+    _worker: threading.Thread | None
+
+    # -- worker --------------------------------------------------------------------------------------------------
+    def start_worker(self) -> None:
+        with self._cond:
+            if self._worker is not None and self._worker.is_alive():
+                return
+            self._stopping = False
+        self._worker = threading.Thread(target=self._work, name="prompt-worker", daemon=True)
+        self._worker.start()
+
+    def stop_worker(self, timeout: float = 30.0) -> None:
+        """Stop the worker: the running prompt is interrupted, pending prompts stay queued."""
+        with self._cond:
+            self._stopping = True
+            if self._running is not None:
+                self.engine.interrupt()
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout)
+            self._worker = None
+
+    # -- queue ---------------------------------------------------------------------------------------------------
+    def queue_remaining(self) -> int:
+        with self._cond:
+            return len(self._pending) + (1 if self._running is not None else 0)
+
+    def status(self) -> dict:
+        return {"exec_info": {"queue_remaining": self.queue_remaining()}}
+
+    def enqueue(self, prompt: dict, *, client_id: str | None = None, prompt_id: str | None = None,
+                extra_data: dict | None = None, targets: Iterable[str] = (), front: bool = False,
+                number: float | None = None) -> QueueItem:
+        """Put an (already validated) prompt on the queue; ``OverflowError`` when it is full, ``KeyError`` when
+        ``prompt_id`` is in use."""
+        with self._cond:
+            if len(self._pending) >= self.max_queue:
+                raise OverflowError(f"the queue is full ({self.max_queue} prompts waiting)")
+            prompt_id = prompt_id or str(uuid.uuid4())
+            if prompt_id in self._known_ids:
+                raise KeyError(prompt_id)
+            if number is None:
+                number = -self.number if front else self.number
+                self.number += 1
+            item = QueueItem(float(number) if not float(number).is_integer() else int(number), prompt_id, prompt,
+                             extra_data or {}, list(targets), client_id, next(self._seq))
+            heapq.heappush(self._pending, (item.number, item.seq, item))
+            self._known_ids.add(prompt_id)
+            self._cond.notify_all()
+        self.post("status", {"status": self.status()})
+        return item
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                item = heapq.heappop(self._pending)[2]
+                self._running = _Running(item, started=time.time())
+            self.post("status", {"status": self.status()})
+            try:
+                self._execute(item)
+            except Exception:  # noqa: BLE001 - the worker must survive anything
+                log.exception("prompt %s failed outside the engine", item.prompt_id)
+                with self._cond:
+                    run = self._running
+                if run is not None and not run.recorded:
+                    err = {"prompt_id": item.prompt_id, "node_id": "", "node_type": "", "executed": [],
+                           "exception_type": "ServerError", "exception_message": "the server failed to run it",
+                           "traceback": traceback.format_exc().splitlines(), "current_inputs": {},
+                           "current_outputs": {}, "timestamp": _now_ms()}
+                    self._finish(run, "execution_error", err)
+            finally:
+                with self._cond:
+                    self._running = None
+                    if self._interrupt_target == item.prompt_id:
+                        self._interrupt_target = None
+                self.post("status", {"status": self.status()})
+
+    def _execute(self, item: QueueItem) -> None:
+        extra = dict(item.extra_data.get("extra_pnginfo") or {})
+        res = self.engine.run(item.prompt, item.targets or None, prompt_id=item.prompt_id, extra=extra)
+        with self._cond:
+            run = self._running
+        if run is None or run.recorded:
+            return
+        # No terminal event came from the engine: the prompt became invalid between queueing and running.
+        if res.status == "invalid":
+            errors = res.errors or {}
+            top = errors.get("error") or {}
+            nid = next(iter(errors.get("node_errors") or {}), "")
+            entry = (errors.get("node_errors") or {}).get(nid, {})
+            msg = "; ".join(e.get("message", "") for e in entry.get("errors", [])) or top.get("message", "invalid")
+            err = {"prompt_id": item.prompt_id, "node_id": str(nid), "node_type": str(entry.get("class_type", "")),
+                   "executed": [], "exception_type": "ValidationError", "exception_message": msg,
+                   "traceback": [], "current_inputs": {}, "current_outputs": {}, "timestamp": _now_ms(),
+                   "node_errors": errors.get("node_errors") or {}}
+            self._finish(run, "execution_error", err)
+            self.post("executing", {"node": None, "prompt_id": item.prompt_id}, item.client_id)
+        else:
+            self._finish(run, "execution_" + ("success" if res.ok else "error"), {"prompt_id": item.prompt_id,
+                                                                              "timestamp": _now_ms()})
+
+    def _on_event(self, event: str, data: dict) -> None:
+        """Engine listener (worker thread): record, then forward to the prompt's client."""
+        with self._cond:
+            run = self._running
+            target = self._interrupt_target
+        if run is None or data.get("prompt_id") != run.item.prompt_id:
+            return
+        item = run.item
+        if event == "execution_start":
+            if target == item.prompt_id:  # an interrupt that came before the engine cleared its flag
+                self.engine.interrupt()
+            run.messages.append([event, dict(data)])
+        elif event == "execution_cached":
+            run.messages.append([event, dict(data)])
+        elif event == "executed":
+            data = {**data, "output": public_ui(data.get("output"))}
+            run.outputs[str(data.get("node"))] = data["output"]
+        elif event == "execution_error":
+            data = {"current_inputs": {}, "current_outputs": {}, **data}
+            data["node_id"] = "" if data.get("node_id") is None else str(data["node_id"])
+            data["node_type"] = str(data.get("node_type") or "")
+            data["exception_message"] = str(data.get("exception_message") or "")
+            data["exception_type"] = str(data.get("exception_type") or "")
+            data["traceback"] = [str(t) for t in data.get("traceback") or []]
+            self._finish(run, event, data)
+            return
+        elif event in ("execution_success", "execution_interrupted"):
+            data = {**data, "timestamp": data.get("timestamp", _now_ms())}
+            self._finish(run, event, data)
+            return
+        self.post(event, data, item.client_id)
+
+    def _finish(self, run: _Running, event: str, data: dict) -> None:
+        """Record the finished prompt in the history, then tell its client (so history is there first)."""
+        if run.recorded:
+            return
+        run.recorded = True
+        run.messages.append([event, data])
+        item = run.item
+        ok = event == "execution_success"
+        entry = {"prompt": item.as_tuple(), "outputs": run.outputs,
+                 "status": {"status_str": "success" if ok else "error", "completed": ok, "messages": run.messages},
+                 "meta": {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
+                          for nid in run.outputs}}
+        with self._cond:
+            self._history[item.prompt_id] = entry
+            while len(self._history) > self.max_history:
+                old, _ = self._history.popitem(last=False)
+                self._known_ids.discard(old)
+        self.post(event, data, item.client_id)
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Interrupt the running prompt (only if it is ``prompt_id``, when given); False if nothing was running."""
+        with self._cond:
+            run = self._running
+            if run is None or (prompt_id and run.item.prompt_id != prompt_id):
+                return False
+            self._interrupt_target = run.item.prompt_id
+            self.engine.interrupt()
+            return True
+
+    def delete_pending(self, prompt_id: str) -> bool:
+        with self._cond:
+            for i, (_, _, item) in enumerate(self._pending):
+                if item.prompt_id == prompt_id:
+                    self._pending.pop(i)
+                    heapq.heapify(self._pending)
+                    self._known_ids.discard(prompt_id)
+                    break
+            else:
+                return False
+        self.post("status", {"status": self.status()})
+        return True
+
+    def clear_pending(self) -> int:
+        with self._cond:
+            n = len(self._pending)
+            for _, _, item in self._pending:
+                self._known_ids.discard(item.prompt_id)
+            self._pending.clear()
+        self.post("status", {"status": self.status()})
+        return n
+
+    def history(self) -> OrderedDict:
+        with self._cond:
+            return OrderedDict(self._history)
+
+    def snapshot(self) -> tuple[list[QueueItem], list[QueueItem]]:
+        """``(running, pending)`` queue items, pending in execution order."""
+        with self._cond:
+            running = [self._running.item] if self._running is not None else []
+            pending = [it for _, _, it in sorted(self._pending, key=lambda t: (t[0], t[1]))]
+        return running, pending
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job: interrupt it if running, drop it if pending; False for finished or unknown ids."""
+        return self.interrupt(job_id) or self.delete_pending(job_id)
