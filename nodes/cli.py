@@ -133,7 +133,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     run = Path(args.run_dir)
     if not (run / "state.safetensors").is_file() or not (run / "config.json").is_file():
         raise UserError(f"{run} is not a training run folder (no state.safetensors / config.json)")
-    tr = Trainer(TrainConfig.from_dict(json.loads((run / "config.json").read_text())))
+    cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    cfg.init = None  # the saved state holds every weight; a warm-start model need not exist any more
+    tr = Trainer(cfg)
     tr.load_state(run / "state.safetensors")
     g, d = tr.export(args.model_dir, half=not args.fp32)
     print(f"exported iteration {tr.iteration}: {g}, {d}")
