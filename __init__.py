@@ -8,6 +8,10 @@ to the installed package when there is one (``pip install -e ComfyUI/custom_node
 ``pip install neural-collage``); otherwise, for a folder installed by ComfyUI-Manager or the Comfy Registry (which
 only install ``requirements.txt``), the two libraries are loaded from this folder under those names. ``sys.path`` is
 not changed, nothing is printed or downloaded.
+
+Nothing is built at import time: the two mappings are made on first access (module ``__getattr__``, which
+ComfyUI's ``hasattr``/``getattr`` checks trigger), so importing this folder as a package (as pytest does for the
+repository root) needs neither torch nor the node modules.
 """
 
 import importlib.util as _util
@@ -32,9 +36,16 @@ def _load_from_this_folder(name):
         raise
 
 
-for _name in ("collage_engine", "collage_core"):
-    _load_from_this_folder(_name)
+_EXPORTS = ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS")
+__all__ = list(_EXPORTS)
 
-from .nodes.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    for library in ("collage_engine", "collage_core"):
+        _load_from_this_folder(library)
+    from .nodes import comfy
+
+    globals().update({n: getattr(comfy, n) for n in _EXPORTS})
+    return globals()[name]

@@ -58,7 +58,7 @@ by 1 on the spectrum of ``D^-1 A`` (Gershgorin: within ``(0, 2]``). So CG cannot
 Dirichlet boundary is a single pixel (where a W-cycle with these coarse operators over-corrects).
 
 About 6-10 CG iterations for any mask size at the default ``tol=1e-6``, which keeps the error around 1e-4 grey
-level (``tests/test_poisson.py`` compares with the direct solve). Tiny problems are solved densely.
+level (``tests/core/test_poisson.py`` compares with the direct solve). Tiny problems are solved densely.
 
 :func:`poisson_composite_reference` builds the same system as a ``scipy.sparse`` matrix over all masked pixels and
 calls ``spsolve`` (what the original project's post-processing did). It is slow and exists for tests and the

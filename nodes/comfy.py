@@ -66,7 +66,7 @@ OUTPUT_FOLDER_INPUTS = frozenset({OUTPUT_DIR_INPUT})
 #: Types handed to ComfyUI as float32 CPU tensors ([B, H, W, C] and [B, H, W]).
 CPU_TYPES = frozenset({IMAGE, MASK})
 #: Display names of ComfyUI's own nodes that ours would repeat; inside ComfyUI ours get :data:`DISPLAY_SUFFIX`
-#: (checked against a real ComfyUI by ``tests/test_comfy_integration.py``).
+#: (checked against a real ComfyUI by ``tests/comfy/test_comfy_integration.py``).
 COMFY_DISPLAY_NAMES = frozenset({"Load Image", "Combine Masks", "Feather Mask", "Invert Mask", "Threshold Mask",
                                  "Save Image", "Preview Image", "Load Image (as Mask)", "Image Batch"})
 DISPLAY_SUFFIX = " (Collage)"

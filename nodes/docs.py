@@ -2,7 +2,7 @@
 ``workflows/*.json``.
 
 ``python -m collage_nodes.docs`` rewrites them; ``python -m collage_nodes.docs --check`` exits 1 if any is stale
-(``tests/test_nodes_docs.py`` runs the check).
+(``tests/nodes/test_nodes_docs.py`` runs the check).
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ def test_import_needs_no_rasteriser_and_starts_nothing() -> None:
             "assert 'resvg_py' not in sys.modules\n"
             "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "ok"
 
 

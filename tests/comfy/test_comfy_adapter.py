@@ -2,7 +2,7 @@
 
 The generated classes are checked against ComfyUI's (v1) node conventions, and nodes are run through the adapter
 with stand-ins for ``comfy.utils`` (ProgressBar), ``comfy.model_management`` (interruption), ``folder_paths`` and
-``comfy_execution.utils``. ``tests/test_comfy_integration.py`` runs the same classes inside a real ComfyUI.
+``comfy_execution.utils``. ``tests/comfy/test_comfy_integration.py`` runs the same classes inside a real ComfyUI.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from collage_engine import Graph, Node
 from collage_nodes import comfy
 from nodes_support import TINY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REG = collage_nodes.registry()
 CLASSES = comfy.NODE_CLASS_MAPPINGS
 NAMES = comfy.NODE_DISPLAY_NAME_MAPPINGS
@@ -241,18 +241,22 @@ def test_no_top_level_package_named_nodes():
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "nodes" not in cfg["packages"] and cfg["package-dir"]["collage_nodes"] == "nodes"
     src = (ROOT / "__init__.py").read_text()
-    assert "from .nodes.comfy import" in src and "sys.path" not in src.replace("``sys.path``", "")
+    assert "from .nodes import comfy" in src and "sys.path" not in src.replace("``sys.path``", "")
 
 
 # ----------------------------------------------------------------------------------------- loading in ComfyUI
 def _load_like_comfyui(folder: Path):
-    """What ComfyUI's nodes.load_custom_node does with a folder in custom_nodes."""
+    """What ComfyUI's nodes.load_custom_node does with a folder in custom_nodes: import it as a package, then
+    ``hasattr``/``getattr`` its mappings (which builds them: the folder's ``__init__`` makes them on first access)."""
     name = str(folder).replace(".", "_x_")
     spec = importlib.util.spec_from_file_location(name, folder / "__init__.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+        for attr in ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"):
+            assert hasattr(module, attr) and getattr(module, attr) is not None
+        assert not hasattr(module, "comfy_entrypoint")  # ComfyUI's V3 check must see plain absence
     finally:
         sys.modules.pop(name, None)
         for sub in [m for m in sys.modules if m.startswith(name + ".")]:
@@ -284,8 +288,9 @@ assert importlib.util.find_spec("collage_engine") is None, "could not hide the i
 root = sys.argv[1]
 spec = importlib.util.spec_from_file_location(root.replace(".", "_x_"), root + "/__init__.py")
 m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m)
+n = len(m.NODE_CLASS_MAPPINGS)  # what ComfyUI reads right after the import; it loads the libraries
 import collage_engine, collage_core
-print(json.dumps({"n": len(m.NODE_CLASS_MAPPINGS), "engine": collage_engine.__file__, "core": collage_core.__file__,
+print(json.dumps({"n": n, "engine": collage_engine.__file__, "core": collage_core.__file__,
                   "collage_nodes": "collage_nodes" in sys.modules}))
 """
 

@@ -28,7 +28,7 @@ except ImportError:
     import engine_testnodes as tn
 
 REG = tn.make_registry()
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 UI_PATH, API_PATH = FIXTURES / "engine_workflow_ui.json", FIXTURES / "engine_workflow_api.json"
 
 

@@ -8,7 +8,7 @@ folders are not touched). The package does not need to be installed in ComfyUI's
 ``collage_core`` / ``collage_engine`` along (see the repository's ``__init__.py``)::
 
     COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/venv/bin/python \
-        python -m pytest -q -s tests/test_comfy_integration.py
+        python -m pytest -q -s tests/comfy/test_comfy_integration.py
 
 The workflows name the embedded model ``emoji-animals``; while it is not installed, every Load Generator / Load
 Discriminator is pointed at the tiny test checkpoints in ``tests/fixtures`` (on both sides alike).
@@ -36,7 +36,7 @@ import collage_nodes
 from collage_core.models import embedded_model_path
 from collage_nodes.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")

@@ -12,7 +12,7 @@ import reference_numpy as ref
 from collage_core import CheckpointError, load_discriminator, load_generator, save_discriminator, save_generator
 from collage_core.config import DiscriminatorConfig
 
-GOLDEN = Path(__file__).parent / "fixtures" / "original_golden"
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "original_golden"
 
 
 def test_native_generator_roundtrip(tmp_path):

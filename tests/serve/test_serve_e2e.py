@@ -8,7 +8,7 @@ never reaches past loopback. A screenshot is written to the test's folder and, w
 NEURAL_COLLAGE_UPDATE_SCREENSHOTS=1, to docs/images/serve-editor.png.
 
 Needs Debian's `chromium` (apt-get install chromium) and the `[serve]` extra (aiohttp, comfyui-frontend-package);
-skipped with the reason otherwise. Run it alone with `python -m pytest -m e2e tests/test_serve_e2e.py`.
+skipped with the reason otherwise. Run it alone with `python -m pytest -m e2e tests/serve/test_serve_e2e.py`.
 """
 
 from __future__ import annotations

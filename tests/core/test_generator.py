@@ -16,7 +16,7 @@ from collage_core.config import GENERATOR_LAYOUTS
 from collage_core.layers import upsample_conv3x3, upsample_nearest2x
 from collage_core.maps import ClassMap, class_map_from_regions, onehot_maps, transplant_blends
 
-GOLDEN = Path(__file__).parent / "fixtures" / "original_golden"
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "original_golden"
 ATOL = 1e-4
 
 

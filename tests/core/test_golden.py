@@ -19,7 +19,7 @@ from collage_core import load_discriminator, load_generator
 from collage_core.projection import ChainerAdam, image_to_model_range, projection_loss
 
 ATOL = 1e-4
-FIXTURES = Path(__file__).parent / "fixtures" / "original_golden"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "original_golden"
 
 
 def _golden_sets() -> list[tuple[str, Path]]:

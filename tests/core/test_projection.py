@@ -12,7 +12,7 @@ from collage_core import load_discriminator, load_generator
 from collage_core.images import from_uint8
 from collage_core.projection import ProjectionCancelled, image_to_model_range, project, psnr, rank_classes
 
-GOLDEN = Path(__file__).parent / "fixtures" / "original_golden"
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "original_golden"
 
 
 @pytest.fixture(scope="module")
