@@ -167,7 +167,7 @@ def _cli_images(prompt: dict, tmp: Path) -> dict[str, np.ndarray]:
     """Run the workflow with ``neural-collage run``; its PNGs by path relative to the output folder."""
     wf, out = tmp / "workflow.json", tmp / "cli"
     wf.write_text(json.dumps(prompt))
-    res = subprocess.run([sys.executable, "-m", "collage_nodes.cli", "run", str(wf), "--out", str(out), "-q"],
+    res = subprocess.run([sys.executable, "-m", "collage_app.cli", "run", str(wf), "--out", str(out), "-q"],
                          cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT)
     assert res.returncode == 0, res.stderr
     paths = [Path(line) for line in res.stdout.splitlines() if line.endswith(".png")]

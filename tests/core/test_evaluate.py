@@ -81,8 +81,8 @@ def test_one_judge_for_several_generators_gives_the_same_reports(tiny):
 
 
 def test_eval_command_with_several_models_writes_a_curve(tiny, tmp_path, capsys):
+    from collage_app.cli import main
     from collage_core import save_generator
-    from collage_nodes.cli import main
 
     root, G = tiny
     paths = [save_generator(G, tmp_path / f"generator_{i:06d}.safetensors", provenance={"iterations": i})

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import collage_nodes
-from collage_nodes.cli import main
+from collage_app.cli import main
 from collage_nodes.runner import OverrideError, apply_set, parse_set
 from nodes_support import ROOT, TINY, WORKFLOWS, api
 
@@ -139,7 +139,7 @@ def test_console_script_exit_codes(tmp_path):
     """The real entry point in a fresh process: exit status and no traceback."""
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"1": {"class_type": "SampleZ", "inputs": {"seed": "x"}}}))
-    p = subprocess.run([sys.executable, "-m", "collage_nodes.cli", "validate", str(bad)], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "collage_app.cli", "validate", str(bad)], capture_output=True,
                        text=True, cwd=ROOT, timeout=120)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "node 1 (SampleZ), input 'generator': Required input is missing" in p.stderr

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import collage_nodes
+from collage_app import docs
 from collage_engine import Node
-from collage_nodes import docs
 from nodes_support import ROOT
 
 
 def test_generated_docs_and_ui_workflows_are_current():
     stale = docs.stale_files(ROOT)
-    assert not stale, f"stale generated files {stale}: run python -m collage_nodes.docs"
+    assert not stale, f"stale generated files {stale}: run python -m collage_app.docs"
 
 
 def test_docs_cover_every_node_and_input():

@@ -13,14 +13,15 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def _package_folders() -> set[str]:
-    dirs = PYPROJECT["tool"]["setuptools"]["package-dir"]
+    """Every folder with an ``__init__.py`` under a top-level package folder, named as it installs."""
+    installed_as = {folder: name for name, folder in PYPROJECT["tool"]["setuptools"]["package-dir"].items()}
     found = set()
-    for top, folder in [("collage_core", "collage_core"), ("collage_engine", "collage_engine"),
-                        *dirs.items()]:
-        base = ROOT / folder
-        for init in base.rglob("__init__.py"):
-            rel = init.parent.relative_to(base).parts
-            found.add(".".join((top, *rel)))
+    for top in sorted(p.parent for p in ROOT.glob("*/__init__.py")):
+        if top.name in ("tests", "benchmarks", "docs"):
+            continue
+        for init in top.rglob("__init__.py"):
+            rel = init.parent.relative_to(top).parts
+            found.add(".".join((installed_as.get(top.name, top.name), *rel)))
     return found
 
 

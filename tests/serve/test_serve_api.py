@@ -636,7 +636,7 @@ def test_unknown_routes_and_methods(srv):
 
 # -------------------------------------------------------------------------------------------- the node pack's glue
 def test_serve_command_is_registered():
-    from collage_nodes.cli import build_parser
+    from collage_app.cli import build_parser
 
     args = build_parser().parse_args(["serve", "--port", "9999", "--model", "x.safetensors", "--device", "cpu"])
     assert args.port == 9999 and args.host == "127.0.0.1" and args.model == "x.safetensors"
@@ -647,7 +647,7 @@ def test_collage_workflow_through_the_server(tmp_path):
     generator stands in for the default model, and the editor reads the saved PNGs back with /view."""
     from PIL import Image
 
-    from collage_nodes.serve import make_server
+    from collage_app.serve import make_server
     from nodes_support import TINY, api
 
     server = make_server(str(tmp_path), model=str(TINY), device="cpu", web_root="", examples=False)
@@ -680,7 +680,7 @@ def test_collage_workflow_through_the_server(tmp_path):
 
 
 def test_prepare_prompt_finds_uploads_and_keeps_other_models(tmp_path):
-    from collage_nodes.serve import make_server, prepare_prompt
+    from collage_app.serve import make_server, prepare_prompt
 
     server = make_server(str(tmp_path), web_root="", examples=False)
     _put(server, "input", "photo.png")
@@ -696,7 +696,7 @@ def test_prepare_prompt_finds_uploads_and_keeps_other_models(tmp_path):
 
 
 def test_examples_are_offered_in_the_editor(tmp_path):
-    from collage_nodes.serve import EXAMPLES, make_server
+    from collage_app.serve import EXAMPLES, make_server
 
     if not EXAMPLES.is_dir():
         pytest.skip("no workflows/ui folder (not a source checkout)")

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.e2e
 aiohttp = pytest.importorskip("aiohttp", reason="the server needs aiohttp (pip install 'neural-collage[serve]')")
 
 from cdp import Browser, find_chromium  # noqa: E402
-from collage_nodes.serve import frontend_root  # noqa: E402
+from collage_app.serve import frontend_root  # noqa: E402
 from nodes_support import ROOT, TINY  # noqa: E402
 
 SCREENSHOT = ROOT / "docs" / "images" / "serve-editor.png"
@@ -55,7 +55,7 @@ def free_port() -> int:
 def serve(tmp_path):
     """`neural-collage serve` as a user starts it, on a free port, in a fresh folder; stopped afterwards."""
     port = free_port()
-    cmd = [sys.executable, "-m", "collage_nodes.cli", "serve", "--port", str(port), "--dir", str(tmp_path / "work")]
+    cmd = [sys.executable, "-m", "collage_app.cli", "serve", "--port", str(port), "--dir", str(tmp_path / "work")]
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -213,7 +213,7 @@ EXIT_INVALID = 1  # invalid workflow or failed node
 
 
 def _add_workflow_args(p: argparse.ArgumentParser) -> None:
-    from .base import DEVICES
+    from collage_nodes.base import DEVICES
 
     p.add_argument("workflow", help="workflow JSON file (ComfyUI API or UI format)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
@@ -254,8 +254,7 @@ def _prepare(args: argparse.Namespace):
     import collage_nodes
     from collage_engine import load_workflow
     from collage_engine.workflow import WorkflowError
-
-    from .runner import OverrideError, apply_set, parse_set, set_everywhere
+    from collage_nodes.runner import OverrideError, apply_set, parse_set, set_everywhere
 
     reg = collage_nodes.registry()
     try:

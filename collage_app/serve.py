@@ -56,8 +56,7 @@ def prepare_prompt(prompt: dict, server: Any, model: str | None = None, device: 
     (savers never write elsewhere), ``model == emoji-animals`` -> ``model`` (when given), every Load Generator's
     device -> ``device`` (when given), and relative file inputs that name a file of the input folder -> that file."""
     from collage_engine.server import PathRefused, safe_join
-
-    from .base import OUTPUT_DIR_INPUT
+    from collage_nodes.base import OUTPUT_DIR_INPUT
 
     reg = server.registry
     for node in prompt.values():
@@ -147,7 +146,7 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
 
 # ------------------------------------------------------------------------------------------------ command line
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from .base import DEVICES
+    from collage_nodes.base import DEVICES
 
     p = sub.add_parser(
         "serve", help="serve the ComfyUI graph editor over the node pack (needs the [serve] extra)",
