@@ -356,9 +356,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 130
     if res.status == "error":
         e = res.error or {}
-        kind = e.get("exception_type")
-        msg = e.get("exception_message") if kind in ("InputError", "ValueError", "CheckpointError", "ArgumentError") \
-            else f"{kind}: {e.get('exception_message')}"
+        msg = e.get("exception_message") if e.get("user_error") else f"{e.get('exception_type')}: " \
+            f"{e.get('exception_message')}"
         print(f"error: {_where(e.get('node_id'), e.get('node_type'), titles)} failed: {msg}", file=sys.stderr)
         if args.verbose:
             print("".join(e.get("traceback") or []), file=sys.stderr)

@@ -48,6 +48,7 @@ from .declare import (
                       String,
                       types_match,
 )
+from .errors import NodeInputError
 from .executor import Engine, ExecutionFailed, RunResult, file_fingerprint
 from .graph import Graph, NodeRef, OutputRef
 from .progress import TqdmReporter
@@ -57,7 +58,8 @@ from .workflow import WorkflowError, api_to_ui, is_ui_format, load_workflow, sav
 
 __all__ = [
     "Boolean", "CONTROL_VALUES", "CacheEntry", "Combo", "Context", "DeclarationError", "Engine", "ExecutionFailed",
-    "Float", "Graph", "Input", "Int", "Interrupted", "MISSING", "Node", "NodeOutput", "NodeRef", "NodeRegistry",
+    "Float", "Graph", "Input", "Int", "Interrupted", "MISSING", "Node", "NodeInputError", "NodeOutput", "NodeRef",
+    "NodeRegistry",
     "Output", "OutputRef", "PlannedNode", "ResultCache", "RunResult", "String", "TqdmReporter", "Validation",
     "ValidationError", "WIDGET_TYPES", "WorkflowError", "api_to_ui", "file_fingerprint", "format_errors",
     "is_ui_format", "load_workflow", "measure_bytes", "save_workflow", "seeded_generator", "types_match",

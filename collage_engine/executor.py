@@ -24,6 +24,7 @@ from typing import Any
 from .cache import DEFAULT_BUDGET, ResultCache
 from .context import Context, Interrupted
 from .declare import MISSING, Node, NodeOutput
+from .errors import NodeInputError
 from .registry import NodeRegistry
 from .validate import PlannedNode, Validation, ValidationError, safe_repr, validate
 from .workflow import WorkflowError, coerce_workflow, is_ui_format
@@ -332,8 +333,8 @@ class Engine:
             res.error = {"node_id": current, "node_type": node.cls.name, "exception_type": type(e).__name__,
                          "exception_message": str(e), "traceback": traceback.format_exception(e),
                          "executed": list(res.executed)}
-            if isinstance(getattr(e, "input_name", None), str):  # errors that know which input was wrong
-                res.error["input_name"] = e.input_name
+            if isinstance(e, NodeInputError):  # the user's mistake, in a known input: no traceback needed
+                res.error.update(input_name=e.input_name, hint=e.hint, user_error=True)
             log.error("node %s (%s) failed: %s: %s", current, node.cls.name, type(e).__name__, e)
             if emit:
                 emit("execution_error", {"prompt_id": prompt_id, **res.error,

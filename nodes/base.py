@@ -1,7 +1,8 @@
 """What every node module of the pack shares: categories, the custom type names, and errors that name an input.
 
 Node bodies only convert and call ``collage_core``; a core ``ValueError`` / ``OSError`` raised while handling an input
-is re-raised by :func:`blame` as :class:`InputError`, whose message starts with ``input 'NAME':``. The engine adds
+is re-raised by :func:`blame` as :class:`InputError` (the engine's :class:`~collage_engine.NodeInputError`), whose
+message starts with ``input 'NAME':``. The engine adds
 the node id and type, so a user reads e.g. ``node 4 (PaintClass): input 'mask': mask has shape (2, 3, 64, 64) ...``.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from collage_engine import NodeInputError
 
 CATEGORY = "neural-collage"
 
@@ -32,12 +35,8 @@ DEVICES = ["auto", "cpu", "cuda", "mps"]
 OUTPUT_DIR_INPUT = "output_dir"
 
 
-class InputError(ValueError):
-    """A bad value of one node input; the message names it."""
-
-    def __init__(self, input_name: str, message: str) -> None:
-        super().__init__(f"input '{input_name}': {message}")
-        self.input_name = input_name
+#: A bad value of one node input (the engine's one user-error type; the message names the input).
+InputError = NodeInputError
 
 
 @contextmanager

@@ -374,6 +374,22 @@ def test_node_errors_name_the_input(comfy_stubs):
         run_node("LoadGenerator", model=str(ROOT / "README.md"), device="cpu", dtype="float32")
 
 
+def test_the_same_mistake_reads_the_same_in_comfyui_and_on_the_command_line(comfy_stubs, tmp_path, capsys):
+    """One user-error type: ComfyUI shows the exception's text, the CLI prints it after naming the node."""
+    from collage_app.cli import main
+    from collage_engine import NodeInputError
+
+    g = run_node("LoadGenerator", model=str(TINY), device="cpu", dtype="float32")[0]
+    with pytest.raises(NodeInputError) as raised:
+        run_node("ClassMap", generator=g, base_class="giraffe", layer_start=0, layer_end=-1)
+    assert raised.value.input_name == "base_class" and "Traceback" not in str(raised.value)
+    wf = ROOT / "workflows" / "class_collage.json"
+    code = main(["run", str(wf), "--set", f"Generator.model={TINY}", "--set", "Base class.base_class=giraffe",
+                 "--out", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.strip().endswith(f"failed: {raised.value}"), err
+
+
 def test_nodes_run_outside_comfyuis_inference_mode(comfy_stubs):
     """Our weight caches need version counters and projection needs autograd; inputs from ComfyUI's own nodes are
     inference tensors, copied before use."""
