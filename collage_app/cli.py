@@ -310,14 +310,14 @@ def _print_invalid(errors: dict, titles: dict, path: str) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    import collage_nodes
+    from collage_nodes.runner import CollageEngine
 
     try:
         reg, api, _, titles = _prepare(args)
     except _Invalid as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
-    v = collage_nodes.engine().validate(api)
+    v = CollageEngine(reg).validate(api)
     if not v.ok:
         _print_invalid(v.to_dict(), titles, args.workflow)
         return EXIT_INVALID
@@ -328,8 +328,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import time
 
-    import collage_nodes
     from collage_engine import TqdmReporter
+    from collage_nodes.runner import CollageEngine
 
     try:
         reg, api, ui, titles = _prepare(args)
@@ -338,7 +338,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not args.verbose:
         logging.getLogger("collage_engine").setLevel(logging.CRITICAL)  # failures are reported below
-    engine = collage_nodes.engine()
+    engine = CollageEngine(reg)  # the registry _prepare built: one per command
     reporter = None if args.quiet else TqdmReporter(titles)
     if reporter is not None:  # node failures are printed below, once
         engine.add_listener(lambda ev, data: None if ev == "execution_error" else reporter(ev, data))

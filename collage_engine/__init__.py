@@ -49,11 +49,20 @@ from .declare import (
                       types_match,
 )
 from .errors import NodeInputError
-from .executor import Engine, ExecutionFailed, RunResult, file_fingerprint
+from .executor import (
+    VOLATILE,
+    Engine,
+    ExecutionFailed,
+    RunResult,
+    file_fingerprint,
+    node_fingerprint,
+    normalise_result,
+    public_ui,
+)
 from .graph import Graph, NodeRef, OutputRef
 from .progress import TqdmReporter
 from .registry import NodeRegistry
-from .validate import PlannedNode, Validation, ValidationError, format_errors, validate
+from .validate import PlannedNode, Validation, ValidationError, check_constant, format_errors, validate
 from .workflow import WorkflowError, api_to_ui, is_ui_format, load_workflow, save_workflow, ui_to_api
 
 __all__ = [
@@ -64,4 +73,6 @@ __all__ = [
     "ValidationError", "WIDGET_TYPES", "WorkflowError", "api_to_ui", "file_fingerprint", "format_errors",
     "is_ui_format", "load_workflow", "measure_bytes", "save_workflow", "seeded_generator", "types_match",
     "ui_to_api", "validate",
+    # for embedders (the ComfyUI adapter): the engine's own rules, to apply them outside an Engine
+    "VOLATILE", "check_constant", "node_fingerprint", "normalise_result", "public_ui",
 ]

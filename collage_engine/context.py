@@ -39,13 +39,14 @@ class Context:
     ``PROMPT`` / ``EXTRA_PNGINFO`` inputs, so savers can embed the workflow in their files.
     """
 
-    __slots__ = ("node_id", "class_type", "prompt_id", "prompt", "extra", "_emit", "_cancel")
+    __slots__ = ("node_id", "class_type", "prompt_id", "prompt", "extra", "registry", "_emit", "_cancel")
 
     def __init__(self, node_id: str, class_type: str, prompt_id: str,
                  emit: Callable[[str, dict], None] | None, cancel: threading.Event,
-                 prompt: dict | None = None, extra: dict | None = None) -> None:
+                 prompt: dict | None = None, extra: dict | None = None, registry: Any = None) -> None:
         self.node_id, self.class_type, self.prompt_id = node_id, class_type, prompt_id
         self.prompt, self.extra = prompt, extra if extra is not None else {}
+        self.registry = registry  # the NodeRegistry the run uses (None outside an engine)
         self._emit, self._cancel = emit, cancel
 
     def check_cancelled(self) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from .cache import DEFAULT_BUDGET, ResultCache
 from .context import Context, Interrupted
-from .declare import MISSING, Node, NodeOutput
+from .declare import MISSING, Input, Node, NodeOutput
 from .errors import NodeInputError
 from .registry import NodeRegistry
 from .validate import PlannedNode, Validation, ValidationError, safe_repr, validate
@@ -131,6 +131,41 @@ def file_fingerprint(path: Any) -> Any:
     return [st.st_size, st.st_mtime_ns]
 
 
+#: What :func:`node_fingerprint` returns for "changed every time" (``always_run``, a failing or NaN fingerprint).
+VOLATILE = object()
+
+
+def node_fingerprint(cls: type[Node], consts: dict, instance: Node | None = None,
+                     file_inputs: Iterable[Input] | None = None, hook_inputs: Iterable[str] | None = None) -> Any:
+    """The cache-key material of a node's outside world: ``file_fingerprint`` of each ``file=True`` input (or of
+    ``file_inputs``) and the node's ``fingerprint`` hook called with ``consts`` (only ``hook_inputs`` of them when
+    given; the result as canonical JSON, else its repr);
+    ``None`` when there is nothing, :data:`VOLATILE` when the node must always re-run. The engine's cache keys and
+    the ComfyUI adapter's ``IS_CHANGED`` both use it."""
+    if cls.always_run:
+        return VOLATILE
+    inputs = [i for i in cls.inputs if i.file] if file_inputs is None else list(file_inputs)
+    files = [file_fingerprint(consts.get(i.name)) for i in inputs]
+    if cls.fingerprint is Node.fingerprint:
+        return files or None
+    try:
+        given = consts if hook_inputs is None else {k: v for k, v in consts.items() if k in set(hook_inputs)}
+        fp = (instance or cls()).fingerprint(**given)
+    except Exception as e:  # noqa: BLE001 - like ComfyUI's IS_CHANGED: a failing fingerprint means "changed"
+        log.warning("fingerprint of %s failed: %s", cls.name, e)
+        return VOLATILE
+    if isinstance(fp, float) and math.isnan(fp):
+        return VOLATILE
+    try:
+        fp = _canonical(fp)
+    except (TypeError, ValueError, RecursionError):  # mixed-type keys, circular data...
+        try:
+            fp = repr(fp)
+        except Exception:  # noqa: BLE001 - unrepresentable: treat as changed
+            return VOLATILE
+    return [files, fp] if files else fp
+
+
 class Engine:
     """Runs workflows against a registry, keeping a result cache between runs.
 
@@ -212,7 +247,7 @@ class Engine:
             node = v.nodes[nid]
             fp = self._fingerprint(node)
             parents = sorted((name, keys[src], idx) for name, (src, idx) in node.links.items())
-            if fp is _VOLATILE or any(src in volatile for src, _ in node.links.values()):
+            if fp is VOLATILE or any(src in volatile for src, _ in node.links.values()):
                 volatile.add(nid)
                 fp = uuid.uuid4().hex
             material = _canonical([node.cls.name, node.cls.version, node.consts, fp, parents])
@@ -220,27 +255,7 @@ class Engine:
         return keys, volatile
 
     def _fingerprint(self, node: PlannedNode) -> Any:
-        cls = node.cls
-        if cls.always_run:
-            return _VOLATILE
-        files = [file_fingerprint(node.consts.get(i.name)) for i in cls.inputs if i.file]
-        if cls.fingerprint is Node.fingerprint:
-            return files or None
-        try:
-            fp = self.instance(cls).fingerprint(**node.consts)
-        except Exception as e:  # noqa: BLE001 - like ComfyUI's IS_CHANGED: a failing fingerprint means "changed"
-            log.warning("fingerprint of node %s (%s) failed: %s", node.id, cls.name, e)
-            return _VOLATILE
-        if isinstance(fp, float) and math.isnan(fp):
-            return _VOLATILE
-        try:
-            fp = _canonical(fp)
-        except (TypeError, ValueError, RecursionError):  # mixed-type keys, circular data...
-            try:
-                fp = repr(fp)
-            except Exception:  # noqa: BLE001 - unrepresentable: treat as changed
-                return _VOLATILE
-        return [files, fp] if files else fp
+        return node_fingerprint(node.cls, node.consts, self.instance(node.cls))
 
     def _execute(self, v: Validation, prompt_id: str, extra: dict) -> RunResult:
         res = RunResult(prompt_id, "success")
@@ -360,9 +375,7 @@ class Engine:
                 kwargs[name] = node.consts[name]
             else:
                 kwargs[name] = None if inp.default is MISSING else inp.default
-        ctx = Context(node.id, cls.name, prompt_id, emit, self._cancel, prompt, extra)
+        ctx = Context(node.id, cls.name, prompt_id, emit, self._cancel, prompt, extra, self.registry)
         result = self.instance(cls).run(ctx, **kwargs)
         return normalise_result(cls, result)
 
-
-_VOLATILE: Any = object()

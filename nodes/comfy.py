@@ -47,10 +47,18 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from collage_engine import MISSING, Context, Input, Node, file_fingerprint
-from collage_engine.declare import DeclarationError
-from collage_engine.executor import normalise_result, public_ui
-from collage_engine.validate import check_constant
+from collage_engine import (
+    MISSING,
+    VOLATILE,
+    Context,
+    DeclarationError,
+    Input,
+    Node,
+    check_constant,
+    node_fingerprint,
+    normalise_result,
+    public_ui,
+)
 
 from . import registry as _registry
 from .base import IMAGE, MASK, OUTPUT_DIR_INPUT
@@ -124,8 +132,8 @@ class ComfyContext(Context):
     __slots__ = ("_bar",)
 
     def __init__(self, node_id: str, class_type: str, prompt_id: str = "", prompt: dict | None = None,
-                 extra: dict | None = None) -> None:
-        super().__init__(node_id, class_type, prompt_id, None, threading.Event(), prompt, extra)
+                 extra: dict | None = None, registry: Any = None) -> None:
+        super().__init__(node_id, class_type, prompt_id, None, threading.Event(), prompt, extra, registry)
         self._bar = None
 
     def check_cancelled(self) -> None:
@@ -246,6 +254,7 @@ class ComfyNode:
     """Base of the generated classes (``NODE`` is the declaration they were made from)."""
 
     NODE: type[Node]
+    REGISTRY: Any = None  # the registry the declaration belongs to (ctx.registry of its runs)
     FUNCTION = _FUNCTION
 
     def __init__(self) -> None:
@@ -267,7 +276,7 @@ class ComfyNode:
             kwargs[inp.name] = value
         node_id = str(unique_id) if unique_id is not None else ""
         ctx = ComfyContext(node_id, node.name, _executing_prompt_id(), prompt,
-                           extra_pnginfo if isinstance(extra_pnginfo, dict) else None)
+                           extra_pnginfo if isinstance(extra_pnginfo, dict) else None, type(self).REGISTRY)
         limit = KEEP_LOADED.get(node.name, 0)
         key = _keep_key(node, kwargs) if limit else None
         if key is not None:
@@ -324,21 +333,12 @@ def _float32() -> Any:
 
 
 def _fingerprint_material(node: type[Node], consts: dict) -> Any:
-    """What identifies a node's files: ``[size, mtime]`` of each ``file=True`` input and its ``fingerprint`` hook's
-    value, or NaN for "always changed" (``always_run``, a failing or NaN fingerprint)."""
-    if node.always_run:
-        return float("nan")
-    material: list = [file_fingerprint(consts.get(i.name)) for i in node.inputs if i.file and _shown(i)]
-    if node.fingerprint is not Node.fingerprint:
-        names = _hook_inputs(node, "fingerprint")
-        try:
-            fp = node().fingerprint(**{k: v for k, v in consts.items() if k in names})
-        except Exception:  # noqa: BLE001 - like ComfyUI: a failing fingerprint means "changed"
-            return float("nan")
-        if _is_nan(fp):
-            return float("nan")
-        material.append(fp)
-    return material
+    """The engine's fingerprint of a node (its shown file inputs and its ``fingerprint`` hook, called with the inputs
+    the hook names), or NaN for "always changed" (ComfyUI's convention)."""
+    hook = _hook_inputs(node, "fingerprint") if node.fingerprint is not Node.fingerprint else None
+    fp = node_fingerprint(node, consts, file_inputs=[i for i in node.inputs if i.file and _shown(i)],
+                          hook_inputs=hook)
+    return float("nan") if fp is VOLATILE else fp
 
 
 def _is_changed(node: type[Node]):
@@ -379,13 +379,14 @@ def _validate_inputs(node: type[Node]):
     return VALIDATE_INPUTS
 
 
-def comfy_class(node: type[Node]) -> type:
-    """A ComfyUI (v1) node class for a declaration."""
+def comfy_class(node: type[Node], registry: Any = None) -> type:
+    """A ComfyUI (v1) node class for a declaration (of ``registry``, which its runs see as ``ctx.registry``)."""
     clash = [i.name for i in node.inputs if i.name in HIDDEN_INPUTS]
     if clash:
         raise DeclarationError(f"node {node.name}: input name(s) {clash} are reserved for ComfyUI's hidden inputs")
     attrs: dict[str, Any] = {
         "NODE": node,
+        "REGISTRY": registry,
         "INPUT_TYPES": classmethod(lambda cls: input_types(cls.NODE)),
         "RETURN_TYPES": tuple(o.type for o in node.outputs),
         "RETURN_NAMES": tuple(o.name for o in node.outputs),
@@ -409,7 +410,7 @@ def comfy_class(node: type[Node]) -> type:
 def comfy_mappings(reg: Any = None) -> tuple[dict[str, type], dict[str, str]]:
     """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` for a registry (default: the whole pack)."""
     reg = _registry() if reg is None else reg
-    classes = {node.name: comfy_class(node) for node in reg}
+    classes = {node.name: comfy_class(node, reg) for node in reg}
     names = {node.name: node.display_name + (DISPLAY_SUFFIX if node.display_name in COMFY_DISPLAY_NAMES else "")
              for node in reg}
     return classes, names

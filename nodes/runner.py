@@ -22,11 +22,14 @@ def png_text(ctx) -> dict[str, str]:
     """
     if not ctx.prompt:
         return {}
-    from . import registry
-
     ui = ctx.extra.get("workflow") if ctx.extra else None
     if ui is None:
-        ui = api_to_ui(ctx.prompt, registry())
+        reg = getattr(ctx, "registry", None)
+        if reg is None:  # a context made outside an engine
+            from . import registry
+
+            reg = registry()
+        ui = api_to_ui(ctx.prompt, reg)
     return {"prompt": json.dumps(ctx.prompt), "workflow": json.dumps(ui)}
 
 

@@ -144,3 +144,14 @@ def test_console_script_exit_codes(tmp_path):
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "node 1 (SampleZ), input 'generator': Required input is missing" in p.stderr
     assert "node 1 (SampleZ), input 'seed': expected an integer" in p.stderr
+
+
+def test_one_registry_per_command_and_none_per_saved_image(tmp_path, monkeypatch):
+    """The CLI builds the node registry once; savers embed the UI workflow with the run's registry (ctx.registry)."""
+    import collage_nodes
+
+    built = []
+    real = collage_nodes.registry
+    monkeypatch.setattr(collage_nodes, "registry", lambda: built.append(1) or real())
+    assert main(["run", str(WORKFLOWS / "class_collage.json"), "--set", TINY_SET, "--out", str(tmp_path), "-q"]) == 0
+    assert len(built) == 1 and len(list(tmp_path.rglob("*.png"))) == 2
