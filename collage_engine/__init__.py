@@ -62,7 +62,15 @@ from .executor import (
 from .graph import Graph, NodeRef, OutputRef
 from .progress import TqdmReporter
 from .registry import NodeRegistry
-from .validate import PlannedNode, Validation, ValidationError, check_constant, format_errors, validate
+from .validate import (
+    PlannedNode,
+    Validation,
+    ValidationError,
+    check_constant,
+    format_errors,
+    validate,
+    validation_messages,
+)
 from .workflow import WorkflowError, api_to_ui, is_ui_format, load_workflow, save_workflow, ui_to_api
 
 __all__ = [
@@ -74,5 +82,5 @@ __all__ = [
     "is_ui_format", "load_workflow", "measure_bytes", "save_workflow", "seeded_generator", "types_match",
     "ui_to_api", "validate",
     # for embedders (the ComfyUI adapter): the engine's own rules, to apply them outside an Engine
-    "VOLATILE", "check_constant", "node_fingerprint", "normalise_result", "public_ui",
+    "VOLATILE", "check_constant", "node_fingerprint", "normalise_result", "public_ui", "validation_messages",
 ]

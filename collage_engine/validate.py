@@ -265,6 +265,22 @@ def _check_inputs(nid: str, cls: type[Node], inputs: dict, prompt: dict, known: 
     return PlannedNode(nid, cls, consts, links)
 
 
+def validation_messages(result: Any) -> list[tuple[str | None, str]]:
+    """A node ``validate`` hook's result as ``(input name or None, message)`` pairs: None / True / [] mean valid,
+    False a bare failure; a string, an ``(input_name, message)`` pair, or a list of those."""
+    if result is None or result is True or result == []:
+        return []
+    if result is False:
+        return [(None, "custom validation failed")]
+    out: list[tuple[str | None, str]] = []
+    for msg in [result] if isinstance(result, (str, tuple)) else list(result):
+        if isinstance(msg, tuple) and len(msg) == 2:
+            out.append((str(msg[0]), str(msg[1])))
+        else:
+            out.append((None, str(msg)))
+    return out
+
+
 def _run_custom_validate(node: PlannedNode, col: _Collector) -> None:
     cls = node.cls
     if cls.validate is Node.validate:
@@ -274,15 +290,11 @@ def _run_custom_validate(node: PlannedNode, col: _Collector) -> None:
     except Exception as e:  # noqa: BLE001 - a node's own checker must not crash validation
         col.add(node.id, cls.name, "exception_during_validation", f"{type(e).__name__}: {e}")
         return
-    if result is None or result is True or result == []:
-        return
-    if result is False:
-        result = ["custom validation failed"]
-    for msg in [result] if isinstance(result, str) else list(result):
-        if isinstance(msg, tuple) and len(msg) == 2:  # (input_name, message)
-            col.add(node.id, cls.name, "custom_validation_failed", str(msg[1]), input_name=str(msg[0]))
+    for name, msg in validation_messages(result):
+        if name is not None:
+            col.add(node.id, cls.name, "custom_validation_failed", msg, input_name=name)
         else:
-            col.add(node.id, cls.name, "custom_validation_failed", str(msg))
+            col.add(node.id, cls.name, "custom_validation_failed", msg)
 
 
 def validate(prompt: Any, registry: NodeRegistry, targets: Iterable[Any] | None = None) -> Validation:

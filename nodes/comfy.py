@@ -58,6 +58,7 @@ from collage_engine import (
     node_fingerprint,
     normalise_result,
     public_ui,
+    validation_messages,
 )
 
 from . import registry as _registry
@@ -197,18 +198,8 @@ def _constants(node: type[Node], given: dict, names: Any = None) -> dict:
 
 
 def _messages(result: Any) -> list[str]:
-    """A ``validate`` hook's result as messages naming the input where the hook did."""
-    if result is None or result is True or result == []:
-        return []
-    if result is False:
-        return ["custom validation failed"]
-    out = []
-    for msg in [result] if isinstance(result, (str, tuple)) else list(result):
-        if isinstance(msg, tuple) and len(msg) == 2:
-            out.append(f"input '{msg[0]}': {msg[1]}")
-        else:
-            out.append(str(msg))
-    return out
+    """A ``validate`` hook's result as messages naming the input where the hook did (the engine's reading)."""
+    return [msg if name is None else f"input '{name}': {msg}" for name, msg in validation_messages(result)]
 
 
 def _is_nan(x: Any) -> bool:

@@ -208,3 +208,13 @@ def test_engine_run_returns_validation_errors_without_running():
     r = Engine(REG).run(api)
     assert r.status == "invalid" and not tn.CALLS
     assert r.errors["node_errors"]["2"]["errors"][0]["type"] == "value_bigger_than_max"
+
+
+def test_validate_hook_results_read_the_same_everywhere():
+    from collage_engine import validation_messages
+
+    assert validation_messages(None) == validation_messages(True) == validation_messages([]) == []
+    assert validation_messages(False) == [(None, "custom validation failed")]
+    assert validation_messages("bad") == [(None, "bad")]
+    assert validation_messages(("model", "not found")) == [("model", "not found")]  # one pair, not two messages
+    assert validation_messages([("a", "x"), "y"]) == [("a", "x"), (None, "y")]
