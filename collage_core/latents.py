@@ -70,7 +70,9 @@ def load_latent(path: str | os.PathLike, dim_z: int | None = None) -> torch.Tens
     try:
         a = np.load(p, allow_pickle=False)
     except ValueError as e:
-        raise ValueError(f"{p} holds data that needs pickle to load, which is refused ({e})") from None
+        if "allow_pickle" in str(e):  # numpy's refusal of object arrays
+            raise ValueError(f"{p} holds data that needs pickle to load, which is refused ({e})") from None
+        raise ValueError(f"{p} is not a readable .npy file ({e})") from None
     except (OSError, EOFError) as e:
         raise ValueError(f"{p} is not a readable .npy file ({e})") from None
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):

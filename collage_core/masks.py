@@ -125,9 +125,9 @@ def feather(mask: torch.Tensor, sigma: float) -> torch.Tensor:
     k = torch.exp(-0.5 * (k / sigma) ** 2)
     k = k / k.sum()
     x = mask.float()[:, None]
-    x = F.pad(x, (radius, radius, 0, 0), mode="replicate") if x.shape[-1] > 1 else F.pad(x, (radius, radius, 0, 0))
+    x = F.pad(x, (radius, radius, 0, 0), mode="replicate")  # edges replicated, one-pixel sides included
     x = F.conv2d(x, k.view(1, 1, 1, -1))
-    x = F.pad(x, (0, 0, radius, radius), mode="replicate") if x.shape[-2] > 1 else F.pad(x, (0, 0, radius, radius))
+    x = F.pad(x, (0, 0, radius, radius), mode="replicate")
     x = F.conv2d(x, k.view(1, 1, -1, 1))
     return x[:, 0].clamp(0, 1)
 

@@ -158,9 +158,6 @@ def test_load_refuses_non_npy_files(tmp_path):
         load_latent(tmp_path)  # a directory
 
 
-@pytest.mark.xfail(strict=True, reason="load_latent maps every ValueError of np.load to 'needs pickle to load': a "
-                                        "truncated .npy (or one with a corrupt header) is reported as needing "
-                                        "pickle instead of as unreadable")
 def test_truncated_file_is_reported_as_unreadable_not_as_pickle(tmp_path):
     p = save_latent(sample_z(2, 16, seed=0), tmp_path / "z.npy")
     p.write_bytes(p.read_bytes()[:-20])  # e.g. a copy cut short

@@ -169,9 +169,6 @@ def test_feather_replicates_edges():
     assert float(f[0, :, 0].min()) == pytest.approx(1.0, abs=1e-5)  # no fall-off at the picture border
 
 
-@pytest.mark.xfail(strict=True, reason="feather pads a 1-pixel-wide (or -high) mask with zeros instead of "
-                                        "replicating its edge: a constant 1 column comes out as 0.399 (sigma 1), "
-                                        "a 1x1 mask as 0.159")
 def test_feather_of_a_one_pixel_wide_mask_replicates_too():
     col = torch.ones(1, 6, 1)
     torch.testing.assert_close(masks.feather(col, 1.0), col, atol=1e-6, rtol=0)
