@@ -80,6 +80,9 @@ def main() -> None:
     ap.add_argument("--max-targets", type=int, default=18, help="at most this many held-out pictures")
     ap.add_argument("--skip-speed", action="store_true", help="only the quality table")
     ap.add_argument("--encoder", default=None, help="encoder checkpoint (default: the model's own)")
+    ap.add_argument("--starts", default="random,random4,pixel,encoder,encoder+pixel",
+                    help="rows of the quality table, comma-separated (default: all): random (1 start), random4, "
+                         "pixel (pixel-space restarts), encoder, encoder+pixel")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     G, D = load_generator(args.model), load_discriminator(args.model)
@@ -105,9 +108,14 @@ def main() -> None:
     except ValueError:
         print(f"\n({args.encoder or args.model}: no encoder, the encoder rows are skipped)")
     marks = [m for m in (25, 50, 200) if m <= args.quality_steps]
-    starts = [("random", 1, False, 0), ("random", 4, False, 0), ("pixel-space restarts (best of 64)", 4, False, 64)]
-    if E is not None:
-        starts += [("encoder", 1, True, 0), ("encoder + 3 pixel-space restarts", 4, True, 64)]
+    rows_known = {"random": ("random", 1, False, 0), "random4": ("random", 4, False, 0),
+                  "pixel": ("pixel-space restarts (best of 64)", 4, False, 64), "encoder": ("encoder", 1, True, 0),
+                  "encoder+pixel": ("encoder + 3 pixel-space restarts", 4, True, 64)}
+    wanted = [w.strip() for w in args.starts.split(",") if w.strip()]
+    unknown = [w for w in wanted if w not in rows_known]
+    if unknown:
+        ap.error(f"--starts: unknown row(s) {unknown}; known: {', '.join(rows_known)}")
+    starts = [rows_known[w] for w in wanted if E is not None or not rows_known[w][2]]
     print(f"\nReconstruction on {len(targets)} held-out OpenMoji pictures (class given), mean over pictures: "
           "PSNR in dB / discriminator-feature loss (negative cosine similarity, -1 is best) of the best candidate "
           "by the objective after N steps")

@@ -169,7 +169,7 @@ def test_channels_last_gives_the_same_images(model):
         a = G.synthesize(z, classes=list(range(7)) + [0])
         Gc = copy.deepcopy(G).to(memory_format=torch.channels_last)
         b = Gc.synthesize(z, classes=list(range(7)) + [0])
-    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a, b, atol=3e-5, rtol=0)  # float32 reassociation; 1.02e-5 seen on one thread
 
 
 def test_region_class_map_sums_to_one():
