@@ -51,6 +51,14 @@ def test_workflow_validates_and_runs(name, tmp_path):
                if n["class_type"] == "LoadGenerator")
 
 
+@pytest.mark.parametrize("name", ["real_image_edit", "photo_edit"])
+def test_real_image_workflows_start_projection_from_the_encoder(name):
+    wf = api(name)
+    (proj,) = [n for n in wf.values() if n["class_type"] == "ProjectImage"]
+    src = wf[proj["inputs"]["encoder"][0]]
+    assert src["class_type"] == "LoadEncoder" and src["inputs"]["model"] == "emoji-animals"
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_ui_copy_converts_back_to_the_api_graph(name):
     converted, meta = load_workflow(WORKFLOWS / "ui" / f"{name}.json", REG)
@@ -165,3 +173,41 @@ def test_results_stay_on_the_generator_device(name, tmp_path):
     cpu = collage_nodes.engine().run(use_tiny(api(name), tmp_path), targets=[gen, z])
     assert torch.equal(res[z][0].cpu(), cpu[z][0])  # the same latents on every device
     assert torch.allclose(res[gen][0].cpu(), cpu[gen][0], atol=2e-3)
+
+
+@pytest.mark.parametrize("title, make", [("Generator", "make_tiny_generator"),
+                                         ("Discriminator", "make_tiny_discriminator"),
+                                         ("Encoder", "make_tiny_encoder")])
+def test_rewritten_checkpoint_reruns_its_loader(title, make, tmp_path):
+    """A checkpoint rewritten at the same path is read again (the loaders fingerprint their files)."""
+    import nodes_support
+
+    wf = use_tiny(api("real_image_edit"), tmp_path / "out")
+    (nid,) = [k for k, n in wf.items() if n["_meta"]["title"] == title]
+    path = tmp_path / f"{title}.safetensors"
+    getattr(nodes_support, make)(path, seed=0)
+    wf[nid]["inputs"]["model"] = str(path)
+    engine = collage_nodes.engine()
+    assert engine.run(wf).ok and engine.run(wf).executed == []
+    st = path.stat()
+    getattr(nodes_support, make)(path, seed=1)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
+    res = engine.run(wf)
+    assert res.ok and nid in res.executed
+
+
+def test_rewritten_latent_file_reruns_its_loader(tmp_path):
+    from collage_core.latents import sample_z, save_latent
+
+    wf = use_tiny(api("class_collage"), tmp_path / "out")
+    (nid,) = [k for k, n in wf.items() if n["class_type"] == "SampleZ"]
+    path = save_latent(sample_z(1, 128, seed=0), tmp_path / "z.npy")
+    wf[nid] = {"class_type": "LoadZ", "inputs": {"generator": wf[nid]["inputs"]["generator"], "path": str(path)},
+               "_meta": {"title": "Latent file"}}
+    engine = collage_nodes.engine()
+    assert engine.run(wf).ok and engine.run(wf).executed == []
+    st = path.stat()
+    save_latent(sample_z(1, 128, seed=1), path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
+    res = engine.run(wf)
+    assert res.ok and nid in res.executed
