@@ -25,7 +25,9 @@ prefix::
 
 One worker thread runs the queue on one engine, so its cache is shared by all prompts and re-runs are incremental.
 Engine events are forwarded to the client that queued the prompt (to every client when it gave no ``client_id``).
-Nothing a client sends can crash the server: every handler answers errors as JSON.
+Nothing a client sends can crash the server: every handler answers an error with a status and a body in the
+shape ComfyUI uses for that route (JSON `{"error": {...}, "node_errors": {...}}` for prompts, `{"error": "..."}` for
+the jobs API, plain text for user data).
 
 Usage::
 
