@@ -75,15 +75,21 @@ def _parse_bool(s: str) -> bool:
 def _cmd_train(args: argparse.Namespace) -> int:
     from collage_core.training.trainer import TrainConfig, train
 
-    names = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-    if not Path(cfg.data).is_dir():
-        raise UserError(f"--data {cfg.data}: no such folder (prepare one with `neural-collage data emoji-animals`)")
+    cfg = _config_from_args(TrainConfig, args)
     tr = train(cfg, resume=not args.no_resume, progress=True)
     if args.export:
         g, d = tr.export(args.export)
         print(f"exported {g} and {d}")
     return 0
+
+
+def _config_from_args(config_class: type, args: argparse.Namespace):
+    """The training config ``config_class`` from the parsed flags; a ``--data`` folder that is not there is refused."""
+    names = {f.name for f in fields(config_class)}
+    cfg = config_class(**{k: v for k, v in vars(args).items() if k in names})
+    if getattr(cfg, "data", None) and not Path(cfg.data).is_dir():
+        raise UserError(f"--data {cfg.data}: no such folder (prepare one with `neural-collage data emoji-animals`)")
+    return cfg
 
 
 def _add_train_encoder(sub: argparse._SubParsersAction) -> None:
@@ -104,10 +110,7 @@ def _add_train_encoder(sub: argparse._SubParsersAction) -> None:
 def _cmd_train_encoder(args: argparse.Namespace) -> int:
     from collage_core.training.encoder_train import EncoderTrainConfig, EncoderTrainer
 
-    names = {f.name for f in fields(EncoderTrainConfig)}
-    cfg = EncoderTrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-    if cfg.data and not Path(cfg.data).is_dir():
-        raise UserError(f"--data {cfg.data}: no such folder (prepare one with `neural-collage data emoji-animals`)")
+    cfg = _config_from_args(EncoderTrainConfig, args)
     tr = EncoderTrainer(cfg)
     state = Path(cfg.out) / "state.safetensors"
     if state.is_file() and not args.no_resume:
