@@ -25,9 +25,10 @@ prefix::
 
 One worker thread runs the queue on one engine, so its cache is shared by all prompts and re-runs are incremental.
 Engine events are forwarded to the client that queued the prompt (to every client when it gave no ``client_id``).
-Nothing a client sends can crash the server: every handler answers an error with a status and a body in the
-shape ComfyUI uses for that route (JSON `{"error": {...}, "node_errors": {...}}` for prompts, `{"error": "..."}` for
-the jobs API, plain text for user data).
+Nothing a client sends can crash the server: every error, on every route, is a status and one JSON body,
+``{"error": {"type", "message", "details", "extra_info"}, "node_errors": {...}}`` (ComfyUI's ``/prompt`` error
+shape; see :func:`~collage_engine.server.protocol._error`). A refused client path answers with the status its
+:class:`~collage_engine.server.protocol.PathRefused` carries (403 outside the folder, 400 malformed).
 
 Usage::
 

@@ -26,7 +26,7 @@ from ..registry import NodeRegistry
 from .events import EventsMixin
 from .files import FilesMixin
 from .prompts import PromptRoutes
-from .protocol import PathRefused, _error, _is_loopback_name, _json, log
+from .protocol import PathRefused, _error, _is_loopback_name, _json, _refusal, log
 from .queue import QueueItem, QueueMixin, _Running
 
 
@@ -181,14 +181,17 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
             o = urlsplit(origin)
             if o.netloc.lower() != (request.host or "").lower():
                 return _error(403, "forbidden", "cross-origin request refused", f"origin {origin!r}")
+        route = request.match_info.route
+        if request.path.startswith("/api/") and isinstance(getattr(route, "resource", None), web.StaticResource):
+            return _error(404, "http_error", "Not Found", f"no API route {request.path}")  # not a web-root file
         try:
             resp = await handler(request)
         except web.HTTPException as e:
             if e.status >= 400 and e.content_type != "application/json" and request.path.startswith("/api/"):
                 return _error(e.status, "http_error", e.reason or "error", e.text or "")
             raise
-        except PathRefused as e:  # one a handler did not answer itself: 400 whatever its status, as always
-            return _error(400, "invalid_path", str(e))
+        except PathRefused as e:  # routes let refusals of client paths through: answered with their own status
+            return _refusal(e)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - never let a request take the server down

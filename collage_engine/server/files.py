@@ -60,12 +60,8 @@ class FilesMixin:
     # -- files ----------------------------------------------------------------------------------------------------
     async def _view(self, request: web.Request) -> web.StreamResponse:
         q = request.query
-        try:
-            filename = _plain_name(q.get("filename", ""))
-            base = self.folder(q.get("type"))
-            path = safe_join(base, q.get("subfolder", ""), filename)
-        except PathRefused as e:
-            return _error(400, "invalid_path", "file refused", str(e))
+        filename = _plain_name(q.get("filename", ""))
+        path = safe_join(self.folder(q.get("type")), q.get("subfolder", ""), filename)
         if not os.path.isfile(path):
             return _error(404, "not_found", "file not found", filename)
         ctype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
@@ -124,7 +120,7 @@ class FilesMixin:
                 base = self.folder(kind)
                 subfolder = fields.get("subfolder", "")
                 folder = safe_join(base, subfolder)
-            except PathRefused as e:
+            except PathRefused as e:  # ComfyUI answers every refused upload path with 400
                 return _error(400, "invalid_path", "upload refused", str(e))
             os.makedirs(folder, exist_ok=True)
             folder = safe_join(base, subfolder)  # again, now that it exists (symlinks)
@@ -162,10 +158,7 @@ class FilesMixin:
         folder = self.templates.get(request.match_info["module"])
         if folder is None:
             return _error(404, "not_found", "no such template module")
-        try:
-            path = safe_join(folder, _plain_name(request.match_info["file"]))
-        except PathRefused as e:
-            return _error(400, "invalid_path", "file refused", str(e))
+        path = safe_join(folder, _plain_name(request.match_info["file"]))
         if not os.path.isfile(path):
             return _error(404, "not_found", "no such template file")
         ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
@@ -235,13 +228,10 @@ class FilesMixin:
     async def _list_userdata(self, request: web.Request) -> web.Response:
         directory = request.query.get("dir", "")
         if not directory:
-            return web.Response(status=400, text="Directory not provided")
-        try:
-            root = safe_join(self.user_root(), directory)
-        except PathRefused:
-            return web.Response(status=403, text="Invalid directory")
+            return _error(400, "invalid_request", "Directory not provided", "the query needs dir=...")
+        root = safe_join(self.user_root(), directory)
         if not os.path.isdir(root):
-            return web.Response(status=404, text="Directory not found")
+            return _error(404, "not_found", "Directory not found", directory)
         recurse = request.query.get("recurse", "").lower() == "true"
         full = request.query.get("full_info", "").lower() == "true"
         split = request.query.get("split", "").lower() == "true"
@@ -259,14 +249,11 @@ class FilesMixin:
     async def _list_userdata_v2(self, request: web.Request) -> web.Response:
         rel = request.query.get("path", "")
         user = self.user_root()
-        try:
-            root = safe_join(user, rel)
-        except PathRefused:
-            return web.Response(status=400, text="Invalid path requested")
+        root = safe_join(user, rel)
         if not os.path.exists(root):
-            return web.Response(status=404, text="Requested path not found")
+            return _error(404, "not_found", "Requested path not found", rel)
         if not os.path.isdir(root):
-            return web.Response(status=400, text="Requested path is not a directory")
+            return _error(400, "invalid_request", "Requested path is not a directory", rel)
         out = []
         for entry in sorted(os.scandir(root), key=lambda e: e.name):
             p = os.path.relpath(entry.path, user).replace(os.sep, "/")
@@ -279,25 +266,19 @@ class FilesMixin:
         return _json(out)
 
     async def _get_userdata(self, request: web.Request) -> web.StreamResponse:
-        try:
-            path = self._user_file(request.match_info["file"])
-        except PathRefused as e:
-            return web.Response(status=e.status, text=str(e))
+        path = self._user_file(request.match_info["file"])
         if not os.path.isfile(path):
-            return web.Response(status=404, text="not found")
+            return _error(404, "not_found", "file not found", request.match_info["file"])
         ctype = mimetypes.guess_type(path)[0] or "application/octet-stream"
         return web.FileResponse(path, headers={"Content-Type": ctype, "X-Content-Type-Options": "nosniff",
                                                "Cache-Control": "no-cache"})
 
     async def _post_userdata(self, request: web.Request) -> web.Response:
-        try:
-            path = self._user_file(request.match_info["file"])
-        except PathRefused as e:
-            return web.Response(status=e.status, text=str(e))
+        path = self._user_file(request.match_info["file"])
         overwrite = request.query.get("overwrite", "true") != "false"
         full = request.query.get("full_info", "false").lower() == "true"
         if not overwrite and os.path.exists(path):
-            return web.Response(status=409, text="File already exists")
+            return _error(409, "conflict", "File already exists", "add ?overwrite=true to replace it")
         body = await request.read()
         os.makedirs(os.path.dirname(path), exist_ok=True)
         path = self._user_file(request.match_info["file"])  # again, now that the folder exists
@@ -306,26 +287,20 @@ class FilesMixin:
         return _json(_file_info(path, user) if full else os.path.relpath(path, user).replace(os.sep, "/"))
 
     async def _delete_userdata(self, request: web.Request) -> web.Response:
-        try:
-            path = self._user_file(request.match_info["file"])
-        except PathRefused as e:
-            return web.Response(status=e.status, text=str(e))
+        path = self._user_file(request.match_info["file"])
         if not os.path.isfile(path):
-            return web.Response(status=404, text="not found")
+            return _error(404, "not_found", "file not found", request.match_info["file"])
         os.unlink(path)
         return web.Response(status=204)
 
     async def _move_userdata(self, request: web.Request) -> web.Response:
-        try:
-            src = self._user_file(request.match_info["file"])
-            dest = self._user_file(request.match_info["dest"])
-        except PathRefused as e:
-            return web.Response(status=e.status, text=str(e))
+        src = self._user_file(request.match_info["file"])
+        dest = self._user_file(request.match_info["dest"])
         if not os.path.isfile(src):
-            return web.Response(status=404, text="not found")
+            return _error(404, "not_found", "file not found", request.match_info["file"])
         overwrite = request.query.get("overwrite", "true") != "false"
         if not overwrite and os.path.exists(dest):
-            return web.Response(status=409, text="File already exists")
+            return _error(409, "conflict", "File already exists", "add ?overwrite=true to replace it")
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.replace(src, dest)
         user = os.path.realpath(self.user_root())

@@ -81,10 +81,10 @@ class PromptRoutes:
         v = await asyncio.get_running_loop().run_in_executor(None, self.engine.validate, prompt, targets or None)
         if not v.ok:
             errors = v.to_dict()
-            return _error(400, None, errors.get("error") or {"type": "prompt_outputs_failed_validation",
-                                                             "message": "Prompt outputs failed validation",
-                                                             "details": "", "extra_info": {}},
-                          node_errors=errors.get("node_errors") or {})
+            err = errors.get("error") or {}
+            return _error(400, err.get("type", "prompt_outputs_failed_validation"),
+                          err.get("message", "Prompt outputs failed validation"), err.get("details", ""),
+                          node_errors=errors.get("node_errors") or {}, **(err.get("extra_info") or {}))
         if client_id:
             extra_data["client_id"] = client_id
         extra_data["create_time"] = _now_ms()
@@ -165,20 +165,21 @@ class PromptRoutes:
         statuses = [s.strip().lower() for s in q.get("status", "").split(",") if s.strip()]
         bad = [s for s in statuses if s not in JOB_STATUSES]
         if bad:
-            return _error(400, None, f"invalid status value(s): {', '.join(bad)}; valid: {', '.join(JOB_STATUSES)}")
+            return _error(400, "invalid_request", f"invalid status value(s): {', '.join(bad)}",
+                          f"valid: {', '.join(JOB_STATUSES)}")
         sort_by = q.get("sort_by", "created_at").lower()
         if sort_by not in ("created_at", "create_time", "execution_duration", "execution_time"):
-            return _error(400, None, "sort_by must be 'created_at' or 'execution_duration'")
+            return _error(400, "invalid_request", "sort_by must be 'created_at' or 'execution_duration'")
         order = q.get("sort_order", "desc").lower()
         if order not in ("asc", "desc"):
-            return _error(400, None, "sort_order must be 'asc' or 'desc'")
+            return _error(400, "invalid_request", "sort_order must be 'asc' or 'desc'")
         try:
             limit = int(q["limit"]) if "limit" in q else None
             offset = max(0, int(q.get("offset", 0)))
         except ValueError:
-            return _error(400, None, "limit and offset must be integers")
+            return _error(400, "invalid_request", "limit and offset must be integers")
         if limit is not None and limit <= 0:
-            return _error(400, None, "limit must be a positive integer")
+            return _error(400, "invalid_request", "limit must be a positive integer")
         jobs = [j for j in self._jobs() if not statuses or j["status"] in statuses]
         wid = q.get("workflow_id")
         if wid:
@@ -207,7 +208,7 @@ class PromptRoutes:
                     return _json(job)
         entry = self.history().get(jid)
         if entry is None:
-            return _error(404, None, "Job not found")
+            return _error(404, "not_found", "Job not found")
         return _json(_history_job(jid, entry, full=True))
 
 
@@ -220,10 +221,10 @@ class PromptRoutes:
             return body
         ids = body.get("job_ids") if isinstance(body, dict) else None
         if not isinstance(ids, list):
-            return _error(400, None, "job_ids must be a list")
+            return _error(400, "invalid_request", "job_ids must be a list")
         bad = [i if isinstance(i, str) else repr(i) for i in ids if not (isinstance(i, str) and _ID_RE.match(i))]
         if bad:
-            return _error(400, None, "job_ids contains invalid id(s)", invalid_ids=bad)
+            return _error(400, "invalid_request", "job_ids contains invalid id(s)", invalid_ids=bad)
         cancelled = False
         for jid in ids:
             cancelled = self.cancel(jid) or cancelled

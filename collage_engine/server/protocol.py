@@ -96,21 +96,25 @@ def _json(obj: Any, status: int = 200, headers: dict | None = None) -> web.Respo
     return web.Response(text=dumps(obj), status=status, content_type="application/json", headers=headers)
 
 
-def _error(status: int, etype: str | None, message: Any, details: str = "", node_errors: dict | None = None,
-           **extra: Any) -> web.Response:
-    """Every JSON error response, in the shape of the ComfyUI API it belongs to.
+def _error(status: int, etype: str, message: str, details: str = "", node_errors: dict | None = None,
+           **extra_info: Any) -> web.Response:
+    """Every error response of the server, in one JSON shape (ComfyUI's ``/prompt`` error body)::
 
-    With ``etype``: ComfyUI's error body ``{"error": {type, message, details, extra_info}, "node_errors": {...}}``.
-    With ``etype=None``: ``message`` is the whole ``"error"`` value (the jobs API's string, or an error object
-    already built, e.g. by validation), followed by ``node_errors`` when given and by ``extra`` fields.
+        {"error": {"type": etype, "message": message, "details": details, "extra_info": {...}},
+         "node_errors": {node id: ...}}
+
+    ``type`` is a stable machine-readable word (``invalid_path``, ``not_found``, ``conflict``, ...); ``message``
+    is for people; ``extra_info`` carries structured detail (e.g. the invalid ids of a jobs request). ComfyUI's
+    jobs and user-data routes answer errors as a bare string or plain text; its frontend reads only their HTTP
+    status, so one shape everywhere costs clients nothing and lets them parse every error the same way.
     """
-    if etype is not None:
-        return _json({"error": {"type": etype, "message": message, "details": details, "extra_info": {}},
-                      "node_errors": node_errors or {}}, status)
-    body: dict[str, Any] = {"error": message}
-    if node_errors is not None:
-        body["node_errors"] = node_errors
-    return _json({**body, **extra}, status)
+    return _json({"error": {"type": etype, "message": message, "details": details, "extra_info": extra_info},
+                  "node_errors": node_errors or {}}, status)
+
+
+def _refusal(e: PathRefused, message: str = "path refused") -> web.Response:
+    """The error response of a refused client path, with the status the refusal carries."""
+    return _error(e.status, "invalid_path", message, str(e))
 
 
 async def _read_json(request: web.Request) -> Any:

@@ -460,7 +460,11 @@ def test_view_refuses_traversal(srv, server, tmp_path, query):
     os.symlink(tmp_path, os.path.join(server.output_dir, "linkdir"))
     status, _, body = raw(srv.url, "GET", "/api/view?" + query)
     assert b"SECRET" not in body and b"root:" not in body
-    assert status in (400, 404), (query, status)
+    # malformed names 400, names that resolve outside the folder (symlinks) 403, as ComfyUI; JSON error body
+    assert status in (400, 403, 404), (query, status)
+    assert json.loads(body)["error"]["type"] in ("invalid_path", "not_found")
+    if "escape" in query or "linkdir" in query:
+        assert status == 403
 
 
 def test_safe_join():
@@ -710,3 +714,38 @@ def test_examples_are_offered_in_the_editor(tmp_path):
         assert any(n["type"] == "LoadGenerator" for n in wf["nodes"])
     finally:
         bg.stop()
+
+
+# ------------------------------------------------------------------------------------------------ one error shape
+@pytest.mark.parametrize("method,path,body,status,etype", [
+    ("POST", "/api/prompt", "{bad", 400, "invalid_json"),
+    ("POST", "/api/prompt", "{}", 400, "no_prompt"),
+    ("GET", "/api/jobs?status=nope", None, 400, "invalid_request"),
+    ("GET", f"/api/jobs/{uuid.UUID(int=7)}", None, 404, "not_found"),
+    ("POST", "/api/jobs/cancel", '{"job_ids": ["x"]}', 400, "invalid_request"),
+    ("GET", "/api/userdata", None, 400, "invalid_request"),
+    ("GET", "/api/userdata?dir=nothing", None, 404, "not_found"),
+    ("GET", "/api/userdata?dir=..%2F..", None, 400, "invalid_path"),
+    ("GET", "/api/userdata/..%2Fsecret.json", None, 400, "invalid_path"),
+    ("DELETE", "/api/userdata/missing.json", None, 404, "not_found"),
+    ("POST", "/api/userdata/a.json/move/..%2Fb.json", None, 400, "invalid_path"),
+    ("GET", "/api/v2/userdata?path=missing", None, 404, "not_found"),
+    ("GET", "/api/view?filename=..%2Fx.png", None, 400, "invalid_path"),
+    ("GET", "/api/workflow_templates/nope/demo.json", None, 404, "not_found"),
+    ("GET", "/api/nothing-here", None, 404, "http_error"),
+])
+def test_every_error_has_one_json_shape(srv, method, path, body, status, etype):
+    got, headers, data = raw(srv.url, method, path, body)
+    assert got == status, (path, got, data)
+    err = json.loads(data)
+    assert set(err) == {"error", "node_errors"}, err
+    assert set(err["error"]) == {"type", "message", "details", "extra_info"} and err["error"]["type"] == etype
+    assert isinstance(err["error"]["message"], str) and err["error"]["message"]
+
+
+def test_error_extra_info_carries_structured_detail(srv):
+    status, body = post_json(srv.url, "/api/jobs/cancel", {"job_ids": ["x", str(uuid.UUID(int=1))]})
+    assert status == 400 and body["error"]["extra_info"] == {"invalid_ids": ["x"]}
+    assert post_json(srv.url, "/api/userdata/c.json", {})[0] == 200
+    status, body = post_json(srv.url, "/api/userdata/c.json?overwrite=false", {})
+    assert status == 409 and body["error"]["type"] == "conflict"
