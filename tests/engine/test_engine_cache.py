@@ -8,20 +8,11 @@ try:  # the engine needs no torch; the tests of torch tensors and modules run wh
 except ImportError:
     torch = None
 
+import engine_testnodes as tn
 from collage_engine import Engine, ResultCache, measure_bytes
-
-try:
-    from . import engine_testnodes as tn
-except ImportError:
-    import engine_testnodes as tn
 
 REG = tn.make_registry()
 needs_torch = pytest.mark.skipif(torch is None, reason="torch is not installed")
-
-
-@pytest.fixture(autouse=True)
-def _reset():
-    tn.CALLS.clear()
 
 
 def test_measure_bytes():

@@ -6,20 +6,10 @@ import time
 
 import pytest
 
+import engine_testnodes as tn
 from collage_engine import Engine, ExecutionFailed, Graph, Interrupted, Node, NodeRegistry, Output, TqdmReporter
 
-try:
-    from . import engine_testnodes as tn
-except ImportError:
-    import engine_testnodes as tn
-
 REG = tn.make_registry()
-
-
-@pytest.fixture(autouse=True)
-def _reset():
-    tn.CALLS.clear()
-    tn.STARTED.clear()
 
 
 def test_chain_runs_and_returns_outputs():

@@ -8,12 +8,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
+import engine_testnodes as tn
 from collage_engine import Engine, NodeRegistry, Validation, validate
-
-try:
-    from . import engine_testnodes as tn
-except ImportError:
-    import engine_testnodes as tn
 
 # Nodes that are quick whatever their inputs (no file reading, no large allocations, no long loops).
 SAFE = [tn.MakeNumber, tn.AddNumbers, tn.Scale, tn.ToInt, tn.ShowNumber, tn.TextLength, tn.Fail, tn.Random,

@@ -5,12 +5,8 @@ import math
 
 import pytest
 
+import engine_testnodes as tn
 from collage_engine import Engine, ValidationError, format_errors, validate
-
-try:
-    from . import engine_testnodes as tn
-except ImportError:
-    import engine_testnodes as tn
 
 REG = tn.make_registry()
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import engine_testnodes as tn
 from collage_engine import (
     DeclarationError,
     Engine,
@@ -21,11 +22,6 @@ from collage_engine import (
     ui_to_api,
 )
 from collage_engine.workflow import WorkflowError
-
-try:
-    from . import engine_testnodes as tn
-except ImportError:
-    import engine_testnodes as tn
 
 REG = tn.make_registry()
 FIXTURES = Path(__file__).parents[1] / "fixtures"

@@ -19,8 +19,6 @@ from collage_engine.server import PathRefused, PromptServer, safe_join  # noqa: 
 from engine_testnodes import make_registry  # noqa: E402
 from serve_support import Client, get_json, post_json, raw, start  # noqa: E402
 
-UPLOAD_LIMIT = 64 << 10
-
 
 def ok_prompt(seed: int = 1, label: str = "out") -> dict:
     return {"1": {"class_type": "MakeNumber", "inputs": {"seed": seed, "scale": 1.0, "mode": "add"}},
@@ -37,32 +35,6 @@ def fail_prompt() -> dict:
     return {"1": {"class_type": "MakeNumber", "inputs": {"seed": 1, "scale": 1.0, "mode": "add"}},
             "2": {"class_type": "Fail", "inputs": {"x": ["1", 0]}},
             "3": {"class_type": "ShowNumber", "inputs": {"x": ["2", 0], "label": "x"}}}
-
-
-@pytest.fixture
-def web_root(tmp_path):
-    root = tmp_path / "web"
-    (root / "assets").mkdir(parents=True)
-    (root / "index.html").write_text("<!doctype html><title>editor</title>")
-    (root / "assets" / "app.js").write_text("console.log('hi')")
-    (tmp_path / "secret.txt").write_text("SECRET")
-    return root
-
-
-@pytest.fixture
-def server(tmp_path, web_root):
-    return PromptServer(registry=make_registry(), web_root=str(web_root), base_dir=str(tmp_path / "srv"),
-                        max_upload_bytes=UPLOAD_LIMIT, max_history=5, max_queue=20, version="1.2.3",
-                        templates={"pack": str(tmp_path / "templates")})
-
-
-@pytest.fixture
-def srv(server, tmp_path):
-    (tmp_path / "templates").mkdir(exist_ok=True)
-    (tmp_path / "templates" / "demo.json").write_text(json.dumps({"nodes": [], "links": []}))
-    bg = start(server)
-    yield bg
-    bg.stop()
 
 
 def run(coro):
@@ -101,7 +73,7 @@ def test_boot_routes(srv, server):
                 "ram_free"):
         assert key in system
     assert system["comfyui_version"] == "1.2.3" and stats["devices"]
-    assert get_json(srv.url, "/api/features")[1]["max_upload_size"] == UPLOAD_LIMIT
+    assert get_json(srv.url, "/api/features")[1]["max_upload_size"] == server.max_upload_bytes
     assert get_json(srv.url, "/api/users")[1] == {"storage": "server", "migrated": True}
     assert get_json(srv.url, "/api/extensions")[1] == []
     assert get_json(srv.url, "/api/prompt")[1] == {"exec_info": {"queue_remaining": 0}}
@@ -286,8 +258,8 @@ def test_random_prompt_bodies_never_break_the_server(server, tmp_path):
         bg.stop()
 
 
-def test_oversize_prompt_body_is_refused(srv):
-    big = json.dumps({"prompt": ok_prompt(), "pad": "x" * (UPLOAD_LIMIT + (2 << 20))})
+def test_oversize_prompt_body_is_refused(srv, server):
+    big = json.dumps({"prompt": ok_prompt(), "pad": "x" * (server.max_upload_bytes + (2 << 20))})
     status, _, body = raw(srv.url, "POST", "/api/prompt", big, {"Content-Type": "application/json"})
     assert status == 413
 
@@ -396,7 +368,7 @@ def test_jobs_refuses_bad_queries(srv, query):
     assert get_json(srv.url, "/api/jobs?" + query)[0] == 400
 
 
-def test_free_and_websocket_feature_flags(srv):
+def test_free_and_websocket_feature_flags(srv, server):
     assert post_json(srv.url, "/api/free", {"unload_models": True, "free_memory": True})[0] == 200
 
     async def go():
@@ -408,7 +380,7 @@ def test_free_and_websocket_feature_flags(srv):
             async with Client(srv.url, "me") as again:  # the same id takes the session over
                 assert again.messages[0]["data"]["sid"] == "me"
             return flags["data"]
-    assert run(go())["max_upload_size"] == UPLOAD_LIMIT
+    assert run(go())["max_upload_size"] == server.max_upload_bytes
 
 
 # ------------------------------------------------------------------------------------------------------ /view
@@ -538,13 +510,13 @@ def test_upload_refusals(srv, server, tmp_path, name, fields, status):
 
 
 def test_upload_size_limit(srv, server):
-    got = run(_upload(srv.url, _form("big.png", b"x" * (UPLOAD_LIMIT + 1))))
+    got = run(_upload(srv.url, _form("big.png", b"x" * (server.max_upload_bytes + 1))))
     assert got[0] == 413
-    assert run(_upload(srv.url, _form("fits.png", b"x" * UPLOAD_LIMIT)))[0] == 200
+    assert run(_upload(srv.url, _form("fits.png", b"x" * server.max_upload_bytes)))[0] == 200
     assert not os.path.exists(os.path.join(server.input_dir, "big.png"))
     assert not [f for f in os.listdir(server.temp_dir) if f.startswith(".upload-")]
     # a large declared body is refused before it is read; not multipart at all is a 400
-    status, _, _ = raw(srv.url, "POST", "/api/upload/image", b"x" * (UPLOAD_LIMIT + (1 << 17)),
+    status, _, _ = raw(srv.url, "POST", "/api/upload/image", b"x" * (server.max_upload_bytes + (1 << 17)),
                        {"Content-Type": "multipart/form-data; boundary=zz"})
     assert status == 413
     assert raw(srv.url, "POST", "/api/upload/image", b"{}", {"Content-Type": "application/json"})[0] == 400
