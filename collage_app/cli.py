@@ -225,6 +225,32 @@ def _add_workflow_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="folder every saver writes to (sets each output_dir input)")
     p.add_argument("--device", choices=DEVICES,
                    help="device of every Load Generator, Load Discriminator and Load Encoder node")
+    add_memory_flag(p)
+
+
+def add_memory_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", type=parse_memory, default="auto", metavar="SIZE",
+                   help="host memory the results of one run may hold, e.g. 8G or 512M; 'auto' (default): half of "
+                        "the memory available at start; 0: no limit. A workflow that would need more is refused "
+                        "before it runs, and a node that goes past it fails cleanly")
+
+
+def parse_memory(text: str) -> int | None:
+    """``--max-memory`` value: bytes (``8G``, ``512M``, ``1.5GiB``, ``1000000``), None for no limit (``0``, ``none``),
+    or half of the available memory for ``auto``."""
+    import re
+
+    from collage_engine import default_max_memory
+
+    t = text.strip().lower()
+    if t == "auto":
+        return default_max_memory()
+    if t in ("0", "none", "off", "unlimited"):
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", t)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a size such as 8G, 512M or 0 (no limit), got {text!r}")
+    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
@@ -320,7 +346,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     except _Invalid as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
-    v = CollageEngine(reg).validate(api)
+    v = CollageEngine(reg, max_memory=args.max_memory).validate(api)
     if not v.ok:
         _print_invalid(v.to_dict(), titles, args.workflow)
         return EXIT_INVALID
@@ -341,7 +367,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not args.verbose:
         logging.getLogger("collage_engine").setLevel(logging.CRITICAL)  # failures are reported below
-    engine = CollageEngine(reg)  # the registry _prepare built: one per command
+    engine = CollageEngine(reg, max_memory=args.max_memory)  # the registry _prepare built: one per command
     reporter = None if args.quiet else TqdmReporter(titles)
     if reporter is not None:  # node failures are printed below, once
         engine.add_listener(lambda ev, data: None if ev == "execution_error" else reporter(ev, data))

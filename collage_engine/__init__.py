@@ -60,6 +60,7 @@ from .executor import (
     public_ui,
 )
 from .graph import Graph, NodeRef, OutputRef
+from .memory import Estimate, MemoryBudgetError, default_max_memory, format_bytes
 from .progress import TqdmReporter
 from .registry import NodeRegistry
 from .validate import (
@@ -74,13 +75,13 @@ from .validate import (
 from .workflow import WorkflowError, api_to_ui, is_ui_format, load_workflow, save_workflow, ui_to_api
 
 __all__ = [
-    "Boolean", "CONTROL_VALUES", "CacheEntry", "Combo", "Context", "DeclarationError", "Engine", "ExecutionFailed",
-    "Float", "Graph", "Input", "Int", "Interrupted", "MISSING", "Node", "NodeInputError", "NodeOutput", "NodeRef",
-    "NodeRegistry",
-    "Output", "OutputRef", "PlannedNode", "ResultCache", "RunResult", "String", "TqdmReporter", "Validation",
-    "ValidationError", "WIDGET_TYPES", "WorkflowError", "api_to_ui", "file_fingerprint", "format_errors",
-    "is_ui_format", "load_workflow", "measure_bytes", "save_workflow", "seeded_generator", "types_match",
-    "ui_to_api", "validate",
+    "api_to_ui", "Boolean", "CacheEntry", "Combo", "Context", "CONTROL_VALUES", "DeclarationError",
+    "default_max_memory", "Engine", "Estimate", "ExecutionFailed", "file_fingerprint", "Float", "format_bytes",
+    "format_errors", "Graph", "Input", "Int", "Interrupted", "is_ui_format", "load_workflow", "measure_bytes",
+    "MemoryBudgetError", "MISSING", "Node", "NodeInputError", "NodeOutput", "NodeRef", "NodeRegistry", "Output",
+    "OutputRef", "PlannedNode", "ResultCache", "RunResult", "save_workflow", "seeded_generator", "String",
+    "TqdmReporter", "types_match", "ui_to_api", "validate", "Validation", "ValidationError", "WIDGET_TYPES",
+    "WorkflowError",
     # for embedders (the ComfyUI adapter): the engine's own rules, to apply them outside an Engine
     "VOLATILE", "check_constant", "node_fingerprint", "normalise_result", "public_ui", "validation_messages",
 ]

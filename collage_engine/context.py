@@ -33,21 +33,31 @@ class Context:
 
     ``ctx.progress(done, total)`` reports progress (and checks for cancellation), ``ctx.check_cancelled()`` raises
     :class:`Interrupted` once the embedder called ``engine.interrupt()``, ``ctx.iterate(xs)`` does both around a
-    loop, ``ctx.generator(seed)`` gives a seeded ``torch.Generator``. ``ctx.node_id`` and ``ctx.class_type`` name
+    loop, ``ctx.generator(seed)`` gives a seeded ``torch.Generator``, ``ctx.reserve(nbytes)`` checks the memory budget.
+    ``ctx.node_id`` and ``ctx.class_type`` name
     the node being run; ``ctx.prompt`` is the whole workflow being run (API format) and ``ctx.extra`` what the
     embedder passed to ``Engine.run(..., extra=...)`` (e.g. ``{"workflow": <UI JSON>}``), like ComfyUI's hidden
     ``PROMPT`` / ``EXTRA_PNGINFO`` inputs, so savers can embed the workflow in their files.
     """
 
-    __slots__ = ("node_id", "class_type", "prompt_id", "prompt", "extra", "registry", "_emit", "_cancel")
+    __slots__ = ("node_id", "class_type", "prompt_id", "prompt", "extra", "registry", "_emit", "_cancel",
+                 "_reserve")
 
     def __init__(self, node_id: str, class_type: str, prompt_id: str,
                  emit: Callable[[str, dict], None] | None, cancel: threading.Event,
-                 prompt: dict | None = None, extra: dict | None = None, registry: Any = None) -> None:
+                 prompt: dict | None = None, extra: dict | None = None, registry: Any = None,
+                 reserve: Callable[[int, str], None] | None = None) -> None:
         self.node_id, self.class_type, self.prompt_id = node_id, class_type, prompt_id
         self.prompt, self.extra = prompt, extra if extra is not None else {}
         self.registry = registry  # the NodeRegistry the run uses (None outside an engine)
-        self._emit, self._cancel = emit, cancel
+        self._emit, self._cancel, self._reserve = emit, cancel, reserve
+
+    def reserve(self, nbytes: int, what: str = "its output") -> None:
+        """Call before allocating ``nbytes`` of host memory for a result: raises
+        :class:`~collage_engine.memory.MemoryBudgetError` (a clean error of this node) when that would take the run
+        past the engine's memory budget, so a too-large request fails before it is allocated."""
+        if self._reserve is not None:
+            self._reserve(int(nbytes), what)
 
     def check_cancelled(self) -> None:
         """Raise :class:`Interrupted` if the run was cancelled."""

@@ -236,6 +236,12 @@ class Node:
         """
         return None
 
+    def estimate(self, **inputs: Any) -> Sequence[Any] | None:
+        """Sizes of the outputs before running: one :class:`~collage_engine.memory.Estimate` (or None) per output,
+        or None when unknown. Constant inputs arrive as values, linked ones as their source's Estimate (or None).
+        The engine refuses a workflow whose estimated live results would pass its memory budget."""
+        return None
+
     def validate(self, **inputs: Any) -> str | list[str | tuple[str, str]] | None:
         """Custom checks on the constant inputs, run before execution; return error strings, or
         ``(input_name, message)`` pairs to name the input (or None)."""

@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import DEFAULT_BUDGET, ResultCache
+from .cache import DEFAULT_BUDGET, ResultCache, measure_bytes
 from .context import Context, Interrupted
 from .declare import MISSING, Input, Node, NodeOutput
 from .errors import NodeInputError
+from .memory import MemoryBudgetError, format_bytes, plan_memory
 from .registry import NodeRegistry
 from .validate import PlannedNode, Validation, ValidationError, safe_repr, validate
 from .workflow import WorkflowError, coerce_workflow, is_ui_format
@@ -176,8 +177,11 @@ class Engine:
     """
 
     def __init__(self, registry: NodeRegistry, *, host_budget: int | None = DEFAULT_BUDGET,
-                 device_budget: int | None = DEFAULT_BUDGET, listeners: Iterable[Listener] = ()) -> None:
+                 device_budget: int | None = DEFAULT_BUDGET, listeners: Iterable[Listener] = (),
+                 max_memory: int | None = None) -> None:
         self.registry = registry
+        self.max_memory = max_memory  # bytes a run's live results may hold (None: unbounded); see .memory
+        self._live = 0  # bytes of the results the run in progress holds (for ctx.reserve)
         self.cache = ResultCache(host_budget, device_budget)
         self.listeners: list[Listener] = list(listeners)
         self._cancel = threading.Event()
@@ -218,7 +222,23 @@ class Engine:
             v = Validation()
             v.error = {"type": "invalid_prompt", "message": "Invalid workflow", "details": str(e), "extra_info": {}}
             return v
-        return validate(prompt, self.registry, targets)
+        v = validate(prompt, self.registry, targets)
+        if v.ok and self.max_memory:
+            self._check_memory_plan(v)
+        return v
+
+    def _check_memory_plan(self, v: Validation) -> None:
+        over = plan_memory(v.order, v.nodes, self.instance, self.max_memory)
+        if over is None:
+            return
+        nid = over["node"]
+        v.node_errors[nid] = {"class_type": v.nodes[nid].cls.name, "dependent_outputs": list(v.targets), "errors": [
+            {"type": "memory_budget_exceeded", "message": over["message"],
+             "details": "make the batches or pictures smaller, or raise the budget (--max-memory)",
+             "extra_info": {"output_bytes": over["output_bytes"], "live_bytes": over["live_bytes"],
+                            "max_memory": self.max_memory}}]}
+        v.error = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                   "details": f"node {nid} would pass the memory budget", "extra_info": {}}
 
     def run(self, workflow: Any, targets: Iterable[Any] | None = None, *, prompt_id: str | None = None,
             extra: dict | None = None) -> RunResult:
@@ -254,6 +274,14 @@ class Engine:
             keys[nid] = hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
         return keys, volatile
 
+    def _reserve(self, nbytes: int, what: str = "its output") -> None:
+        """:class:`MemoryBudgetError` if ``nbytes`` more host bytes would take the run past ``max_memory``."""
+        if self.max_memory and self._live + int(nbytes) > self.max_memory:
+            raise MemoryBudgetError(f"{what} would take {format_bytes(nbytes)}"
+                                    + (f" on top of the {format_bytes(self._live)} the run holds" if self._live else "")
+                                    + f", over the memory budget of {format_bytes(self.max_memory)} (make the "
+                                      "batches or pictures smaller, or raise the budget: --max-memory)")
+
     def _fingerprint(self, node: PlannedNode) -> Any:
         return node_fingerprint(node.cls, node.consts, self.instance(node.cls))
 
@@ -274,10 +302,14 @@ class Engine:
             for src in {s for s, _ in nodes[nid].links.values()}:
                 consumers[src] += 1
         values: dict[str, tuple] = {}
+        sizes: dict[str, int] = {}  # host bytes of each value held (for the memory budget)
+        self._live = 0
         pinned: list[str] = []
         for nid in v.order:
             if nid in needed and nid in hits:
                 values[nid] = cache.get(keys[nid]).outputs  # type: ignore[union-attr]
+                sizes[nid] = cache.get(keys[nid]).host_bytes  # type: ignore[union-attr]
+                self._live += sizes[nid]
                 cache.pin(keys[nid])
                 pinned.append(keys[nid])
         res.cached = [n for n in v.order if n in hits]
@@ -312,6 +344,13 @@ class Engine:
                     res.executed.append(nid)
                     if self._cancel.is_set():  # the node swallowed Interrupted
                         raise Interrupted("interrupted in node " + nid)
+                sizes[nid] = entry.host_bytes if entry is not None else measure_bytes(outputs)[0]
+                self._live += sizes[nid]
+                if self.max_memory and self._live > self.max_memory:
+                    raise MemoryBudgetError(
+                        f"its output took {format_bytes(sizes[nid])}; with the results still needed the run held "
+                        f"{format_bytes(self._live)}, over the memory budget of {format_bytes(self.max_memory)} "
+                        f"(make the batches or pictures smaller, or raise the budget: --max-memory)")
                 if nid not in volatile:
                     if entry is None:
                         cache.put(key, outputs, ui, class_type=node.cls.name, pin=True)
@@ -327,6 +366,7 @@ class Engine:
                     consumers[src] -= 1
                     if consumers[src] == 0 and src not in targets:
                         values.pop(src, None)
+                        self._live -= sizes.pop(src, 0)
                         if src not in volatile:
                             cache.unpin(keys[src])
                             pinned.remove(keys[src])
@@ -355,6 +395,10 @@ class Engine:
                 emit("execution_error", {"prompt_id": prompt_id, **res.error,
                                          "timestamp": int(time.time() * 1000)})
         finally:
+            if res.status == "error" and current is not None and res.error and \
+                    res.error.get("exception_type") == "MemoryBudgetError":
+                cache.discard(keys[current])  # never keep what broke the budget
+            self._live = 0
             for key in pinned:
                 cache.unpin(key)
             cache.evict()
@@ -375,7 +419,8 @@ class Engine:
                 kwargs[name] = node.consts[name]
             else:
                 kwargs[name] = None if inp.default is MISSING else inp.default
-        ctx = Context(node.id, cls.name, prompt_id, emit, self._cancel, prompt, extra, self.registry)
+        ctx = Context(node.id, cls.name, prompt_id, emit, self._cancel, prompt, extra, self.registry,
+                      self._reserve)
         result = self.instance(cls).run(ctx, **kwargs)
         return normalise_result(cls, result)
 

@@ -70,6 +70,26 @@ def missing_file(path: object, input_name: str, what: str = "file") -> str | Non
     return None
 
 
+def picture_size(path: object) -> tuple[int, int] | None:
+    """``(width, height)`` of a picture file from its header (nothing decoded), or None (not a readable picture).
+
+    For memory estimates before a run: the pixels are read when the node runs."""
+    if not isinstance(path, str) or not os.path.isfile(path):
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - any unreadable file: the node reports it when it runs
+        return None
+
+
+def host_bytes(*tensors) -> int:
+    """Bytes ``tensors`` of this shape would take in host memory (0 for tensors on a device)."""
+    return sum(t.element_size() * t.nelement() for t in tensors if t.device.type == "cpu")
+
+
 def safe_relative(prefix: str, input_name: str) -> str:
     """``prefix`` as a relative path that stays inside its folder (no absolute paths, no '..')."""
     norm = os.path.normpath(prefix.replace("\\", "/")) if prefix else ""

@@ -7,9 +7,20 @@ import os
 import torch
 
 from collage_core.images import image_to_uint8, load_image, save_png, tile_images
-from collage_engine import Float, Input, Int, Node, NodeOutput, Output, String
+from collage_engine import Estimate, Float, Input, Int, Node, NodeOutput, Output, String
 
-from .base import CATEGORY, IMAGE, MASK, OUTPUT_DIR_INPUT, InputError, blame, missing_file, next_free_name
+from .base import (
+    CATEGORY,
+    IMAGE,
+    MASK,
+    OUTPUT_DIR_INPUT,
+    InputError,
+    blame,
+    host_bytes,
+    missing_file,
+    next_free_name,
+    picture_size,
+)
 from .runner import png_text
 
 CAT = f"{CATEGORY}/image"
@@ -27,6 +38,10 @@ class CollageLoadImage(Node):
 
     def validate(self, path=None, **_):
         return missing_file(path, "path", "image file")
+
+    def estimate(self, path=None, **_):
+        size = picture_size(path)
+        return None if size is None else (Estimate((1, size[1], size[0], 3)), Estimate((1, size[1], size[0])))
 
     def run(self, ctx, path):
         with blame("path"):
@@ -77,7 +92,21 @@ class CollageImageGrid(Node):
     ]
     outputs = [Output("image", IMAGE, "One picture (1, H', W', C) on the images' device.")]
 
+    @staticmethod
+    def _shape(b, h, w, c, columns, padding):
+        cols = max(1, min(int(columns), b))
+        rows = (b + cols - 1) // cols
+        return (1, rows * h + (rows - 1) * padding, cols * w + (cols - 1) * padding, c)
+
+    def estimate(self, images=None, columns=4, padding=2, **_):
+        if not isinstance(images, Estimate) or len(images.shape) != 4:
+            return None
+        return (Estimate(self._shape(*images.shape, columns, padding), images.itemsize),)
+
     def run(self, ctx, images, columns, padding, pad_value):
+        if images.dim() == 4 and images.device.type == "cpu":
+            shape = self._shape(*images.shape, columns, padding)
+            ctx.reserve(images.element_size() * shape[1] * shape[2] * shape[3], "the grid")
         with blame("images"):
             return (tile_images(images, columns, padding, pad_value),)
 
@@ -92,8 +121,15 @@ class CollageImageBatch(Node):
                                                   "image_a (moved to image_a's device).")]
     outputs = [Output("images", IMAGE, "image_a then image_b.")]
 
+    def estimate(self, image_a=None, image_b=None):
+        if isinstance(image_a, Estimate) and isinstance(image_b, Estimate) and len(image_a.shape) == 4 \
+                and image_a.shape[1:] == image_b.shape[1:]:
+            return (Estimate((image_a.shape[0] + image_b.shape[0], *image_a.shape[1:]), image_a.itemsize),)
+        return None
+
     def run(self, ctx, image_a, image_b):
         if image_a.dim() != 4 or image_b.dim() != 4 or image_a.shape[1:] != image_b.shape[1:]:
             raise InputError("image_b", f"shape {tuple(image_b.shape)} does not fit image_a's {tuple(image_a.shape)} "
                                         f"(batches must share height, width and channels)")
+        ctx.reserve(host_bytes(image_a, image_b), "the joined batch")
         return (torch.cat([image_a, image_b.to(image_a.device)], 0),)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collage_core import masks
 from collage_core.images import load_image
-from collage_engine import Boolean, Combo, Float, Input, Int, Node, Output, String
+from collage_engine import Boolean, Combo, Estimate, Float, Input, Int, Node, Output, String
 
-from .base import CATEGORY, MASK, blame, missing_file
+from .base import CATEGORY, MASK, blame, missing_file, picture_size
 
 CAT = f"{CATEGORY}/mask"
 CHANNELS = list(masks.CHANNELS)
@@ -39,6 +39,10 @@ class CollageLoadMask(Node):
     def validate(self, path=None, **_):
         return missing_file(path, "path", "mask file")
 
+    def estimate(self, path=None, **_):
+        size = picture_size(path)
+        return None if size is None else (Estimate((1, size[1], size[0])),)
+
     def run(self, ctx, path, channel, invert, threshold):
         with blame("path"):
             image, alpha = load_image(path)
@@ -65,6 +69,9 @@ class CollageRectangleMask(Node):
     ]
     outputs = [Output("mask", MASK, "(1, height, width) float32 in [0, 1].")]
 
+    def estimate(self, width=64, height=64, **_):
+        return (Estimate((1, height, width)),)
+
     def run(self, ctx, width, height, x, y, w, h):
         with blame("w"):
             return (masks.rectangle(width, height, x, y, w, h),)
@@ -84,6 +91,9 @@ class CollageEllipseMask(Node):
         _frac("radius_y", 0.3, "Vertical radius, fraction of the height."),
     ]
     outputs = [Output("mask", MASK, "(1, height, width) float32 in [0, 1].")]
+
+    def estimate(self, width=64, height=64, **_):
+        return (Estimate((1, height, width)),)
 
     def run(self, ctx, width, height, center_x, center_y, radius_x, radius_y):
         with blame("radius_x"):

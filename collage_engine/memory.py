@@ -1,0 +1,109 @@
+"""A memory budget for runs: planned before a workflow runs, enforced while it runs.
+
+Before running, :func:`plan_memory` asks every node for an estimate of its outputs (:meth:`Node.estimate`, given
+the estimates of its linked inputs and the values of its constants), walks the run order the way the executor
+frees values (an output lives until its last consumer has run) and reports the first node at which the live
+outputs would pass the budget. While running, the engine measures every output, and a node that knows its output
+size before it allocates calls ``ctx.reserve(nbytes)``; both raise :class:`MemoryBudgetError` — a clean execution
+error of that node — instead of letting the process be killed for memory.
+
+Estimates are optional: a node that cannot say (its size depends on a file or a model not read yet) returns None,
+and so do nodes downstream of it; the run-time checks still hold for those.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Estimate", "MemoryBudgetError", "default_max_memory", "format_bytes", "plan_memory"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The size of one node output: a tensor ``shape`` of ``itemsize``-byte elements (``device`` for display)."""
+
+    shape: tuple[int, ...]
+    itemsize: int = 4
+    device: str = "cpu"
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(int(s) for s in self.shape) * int(self.itemsize)
+
+
+class MemoryBudgetError(MemoryError):
+    """A node whose outputs would take the run past its memory budget (the process keeps running)."""
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover - unreachable
+
+
+def available_memory() -> int | None:
+    """Bytes of host memory available now (``MemAvailable``; the physical size where that is unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def default_max_memory(fraction: float = 0.5) -> int | None:
+    """The default budget: ``fraction`` of the host memory available now (None where that cannot be read).
+
+    Device memory is left to its own allocator: an out-of-memory error on a GPU is already a clean error.
+    """
+    free = available_memory()
+    return int(free * fraction) if free else None
+
+
+def plan_memory(order: Sequence[str], nodes: dict[str, Any], instance: Any, budget: int) -> dict | None:
+    """Walk ``order`` (validated nodes) with their estimates; None if the run fits ``budget``, else the first
+    node that does not fit: ``{"node": id, "input_name": ..., "output_bytes": ..., "live_bytes": ..., "message"}``.
+
+    ``instance(cls)`` gives a node class's instance (whose :meth:`estimate` is asked). Outputs of a node live
+    until its last consumer ran, as in the executor; unknown estimates count as zero.
+    """
+    estimates: dict[str, tuple[Estimate | None, ...]] = {}
+    last_use: dict[str, int] = {}
+    for i, nid in enumerate(order):
+        for src, _ in nodes[nid].links.values():
+            last_use[src] = i
+    live: dict[str, int] = {}
+    for i, nid in enumerate(order):
+        node = nodes[nid]
+        args: dict[str, Any] = dict(node.consts)
+        for name, (src, idx) in node.links.items():
+            outs = estimates.get(src, ())
+            args[name] = outs[idx] if idx < len(outs) else None
+        try:
+            est = instance(node.cls).estimate(**args)
+        except Exception:  # noqa: BLE001 - an estimate is advice; the run-time checks still apply
+            est = None
+        est = tuple(e if isinstance(e, Estimate) else None for e in (est or ()))
+        estimates[nid] = est
+        size = sum(e.nbytes for e in est if e is not None)
+        held = sum(live.values())
+        if held + size > budget:
+            held_text = f" (with {format_bytes(held)} of earlier results still needed)" if held else ""
+            return {"node": nid, "output_bytes": size, "live_bytes": held + size,
+                    "message": f"its output would take about {format_bytes(size)}{held_text}, over the memory "
+                               f"budget of {format_bytes(budget)}"}
+        live[nid] = size
+        for src in [s for s in live if last_use.get(s, -1) <= i and s != nid]:
+            del live[src]
+    return None
