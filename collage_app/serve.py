@@ -120,7 +120,7 @@ def seed_examples(server: Any, examples: Path = EXAMPLES) -> list[str]:
 
 def make_server(base_dir: str = ".", *, model: str | None = None, device: str | None = None,
                 web_root: str | None = None, output_dir: str | None = None, input_dir: str | None = None,
-                user_dir: str | None = None, max_upload_bytes: int = 50 << 20, max_history: int = 200,
+                user_dir: str | None = None, max_upload_bytes: int = 50 << 20, max_history: int = 10_000,
                 max_queue: int = 1000, examples: bool = True, engine_kwargs: dict | None = None):
     """A :class:`~collage_engine.server.PromptServer` over :func:`collage_nodes.engine` (needs aiohttp)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -168,7 +168,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "checkpoint of your own while the embedded model is not installed)")
     p.add_argument("--device", choices=DEVICES, help="device of every Load Generator")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload or request body (default 50)")
-    p.add_argument("--max-history", type=int, default=200, help="finished prompts kept in the history (default 200)")
+    p.add_argument("--max-history", type=int, default=10_000,
+                   help="finished prompts kept in the history, on disk in the user folder (default 10000, as ComfyUI)")
     p.add_argument("--web-root", help="serve this folder as the editor instead of the installed frontend package")
     p.add_argument("--no-examples", action="store_true",
                    help=f"do not copy workflows/ui/*.json into the user's {EXAMPLES_FOLDER}")

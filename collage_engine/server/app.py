@@ -28,6 +28,7 @@ from .files import FilesMixin
 from .prompts import PromptRoutes
 from .protocol import PathRefused, _error, _is_loopback_name, _json, _refusal, log
 from .queue import QueueItem, QueueMixin, _Running
+from .store import PromptStore
 
 
 class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
@@ -39,7 +40,10 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
     one by one. ``prepare_prompt(prompt, server) -> prompt`` may rewrite each queued API prompt (e.g. point
     savers at :attr:`output_dir`); ``system_info()`` adds to ``/system_stats`` (``{"system": {...},
     "devices": [...]}``). Uploads and request bodies are limited to ``max_upload_bytes``; at most
-    ``max_queue`` prompts wait and ``max_history`` finished ones are kept.
+    ``max_queue`` prompts wait and ``max_history`` finished ones are kept. With ``durable`` (the default) the
+    history and the queue live in ``user/prompts.sqlite3`` too (:mod:`~collage_engine.server.store`): a server
+    started again on the same folders shows the old history, runs the prompts that were waiting and records the
+    one that was running as failed; partial uploads left by a killed server are removed at start.
     """
 
     def __init__(self, engine_factory: Callable[[], Engine] | None = None, *, registry: NodeRegistry | None = None,
@@ -47,9 +51,10 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
                  input_dir: str | None = None, temp_dir: str | None = None, user_dir: str | None = None,
                  prepare_prompt: Callable[[dict, PromptServer], dict] | None = None,
                  system_info: Callable[[], dict] | None = None, max_upload_bytes: int = 50 << 20,
-                 max_queue: int = 1000, max_history: int = 200, name: str = "collage_engine",
+                 max_queue: int = 1000, max_history: int = 10_000, name: str = "collage_engine",
                  version: str = "0.0.0", features: dict | None = None,
-                 default_settings: dict | None = None, templates: dict[str, str] | None = None) -> None:
+                 default_settings: dict | None = None, templates: dict[str, str] | None = None,
+                 durable: bool = True) -> None:
         if engine_factory is None and registry is None:
             raise ValueError("give engine_factory or registry")
         self.engine: Engine = engine_factory() if engine_factory is not None else Engine(registry)  # type: ignore
@@ -90,6 +95,11 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox: asyncio.Queue | None = None
         self._sender: asyncio.Task | None = None
+        # durable history and queue (user/prompts.sqlite3), and what a killed server left in temp/
+        self._store = PromptStore(os.path.join(self.user_dir, "prompts.sqlite3")) if durable else None
+        if self._store is not None:
+            self._restore()
+        self.swept = _sweep_orphans(self.temp_dir, self.user_dir)
         self.engine.add_listener(self._on_event)
         self.app = self._make_app()
 
@@ -202,6 +212,12 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         return resp
 
     _loopback_only = True
+
+    def close(self) -> None:
+        """Close the durable store (the server object is not used after this)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     # -- start and stop ------------------------------------------------------------------------------------------
     async def _on_startup(self, app: web.Application) -> None:
@@ -349,3 +365,21 @@ class BackgroundServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _sweep_orphans(*folders: str) -> list[str]:
+    """Remove the partial uploads and half-written files (``.upload-*``, ``.tmp-*``) a killed server left."""
+    removed = []
+    for folder in folders:
+        for dirpath, _, files in os.walk(folder):
+            for f in files:
+                if f.startswith((".upload-", ".tmp-")):
+                    path = os.path.join(dirpath, f)
+                    try:
+                        os.unlink(path)
+                        removed.append(path)
+                    except OSError:
+                        pass
+    if removed:
+        log.info("removed %d partial upload(s) left by an earlier run", len(removed))
+    return removed

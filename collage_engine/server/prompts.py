@@ -141,6 +141,7 @@ class PromptRoutes:
         body = await _read_json_object(request, "invalid_request", "expected {\"clear\": true} or {\"delete\": [ids]}")
         if isinstance(body, web.Response):
             return body
+        deleted = []
         with self._cond:
             if body.get("clear"):
                 for pid in self._history:
@@ -151,6 +152,11 @@ class PromptRoutes:
                 for pid in ids:
                     if isinstance(pid, str) and self._history.pop(pid, None) is not None:
                         self._known_ids.discard(pid)
+                        deleted.append(pid)
+        if body.get("clear"):
+            self._persist("clear_history")
+        if deleted:
+            self._persist("delete_history", *deleted)
         return web.Response(status=200)
 
     # -- jobs ------------------------------------------------------------------------------------------------------

@@ -14,11 +14,13 @@ import time
 import traceback
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..executor import Engine, public_ui
 from .protocol import _now_ms, log
+from .store import PromptStore
 
 
 # ------------------------------------------------------------------------------------------------- queue
@@ -62,6 +64,58 @@ class QueueMixin:
     _interrupt_target: str | None
     _stopping: bool
     _worker: threading.Thread | None
+    _store: PromptStore | None
+    _seq: Iterator[int]
+
+    # -- durable state -------------------------------------------------------------------------------------------
+    def _persist(self, method: str, *args) -> Any:
+        """Write a change to the durable store (if any); a failing disk is logged, never fatal to the request."""
+        if self._store is None:
+            return None
+        try:
+            return getattr(self._store, method)(*args)
+        except Exception:  # noqa: BLE001
+            log.exception("could not save the queue/history change (%s)", method)
+            return None
+
+    def _restore(self) -> None:
+        """Load history and queue from the store: prompts that were running when the server stopped become failed
+        history entries, waiting ones are queued again with their numbers."""
+        assert self._store is not None
+        history, pending, running = self._store.load(self.max_history)
+        numbers = [0]
+        with self._cond:
+            for pid, entry in history:
+                self._history[pid] = entry
+                self._known_ids.add(pid)
+                prompt = entry.get("prompt") if isinstance(entry, dict) else None
+                if isinstance(prompt, list) and prompt and isinstance(prompt[0], (int, float)):
+                    numbers.append(prompt[0])
+            for pid, item in running:
+                msg = ("the server stopped while this prompt was running (it was killed or crashed); "
+                       "nothing of this run was kept: queue it again")
+                err = {"prompt_id": pid, "node_id": "", "node_type": "", "executed": [],
+                       "exception_type": "ServerStopped", "exception_message": msg, "traceback": [],
+                       "current_inputs": {}, "current_outputs": {}, "timestamp": _now_ms()}
+                entry = {"prompt": [item.get("number", 0), pid, item.get("prompt", {}), item.get("extra_data", {}),
+                                    item.get("targets", [])],
+                         "outputs": {}, "meta": {},
+                         "status": {"status_str": "error", "completed": False,
+                                    "messages": [["execution_error", err]]}}
+                self._history[pid] = entry
+                self._known_ids.add(pid)
+                for old in self._store.finish(pid, entry, self.max_history):
+                    self._history.pop(old, None)
+                    self._known_ids.discard(old)
+                log.warning("prompt %s was running when the server stopped: recorded as failed", pid)
+            for pid, number, item in pending:
+                q = QueueItem(int(number) if float(number).is_integer() else number, pid, item.get("prompt", {}),
+                              item.get("extra_data", {}), list(item.get("targets", [])), item.get("client_id"),
+                              next(self._seq))
+                heapq.heappush(self._pending, (q.number, q.seq, q))
+                self._known_ids.add(pid)
+                numbers.append(number)
+            self.number = max(self.number, int(max(numbers)) + 1)
 
     # -- worker --------------------------------------------------------------------------------------------------
     def start_worker(self) -> None:
@@ -107,6 +161,9 @@ class QueueMixin:
                 self.number += 1
             item = QueueItem(float(number) if not float(number).is_integer() else int(number), prompt_id, prompt,
                              extra_data or {}, list(targets), client_id, next(self._seq))
+            self._persist("add_pending", prompt_id, item.number, item.seq, {
+                "number": item.number, "prompt": prompt, "extra_data": item.extra_data, "targets": item.targets,
+                "client_id": client_id})
             heapq.heappush(self._pending, (item.number, item.seq, item))
             self._known_ids.add(prompt_id)
             self._cond.notify_all()
@@ -122,6 +179,7 @@ class QueueMixin:
                     return
                 item = heapq.heappop(self._pending)[2]
                 self._running = _Running(item, started=time.time())
+            self._persist("mark_running", item.prompt_id)
             self.post("status", {"status": self.status()})
             try:
                 self._execute(item)
@@ -210,6 +268,7 @@ class QueueMixin:
                  "status": {"status_str": "success" if ok else "error", "completed": ok, "messages": run.messages},
                  "meta": {nid: {"node_id": nid, "display_node": nid, "parent_node": None, "real_node_id": nid}
                           for nid in run.outputs}}
+        self._persist("finish", item.prompt_id, entry, self.max_history)
         with self._cond:
             self._history[item.prompt_id] = entry
             while len(self._history) > self.max_history:
@@ -237,6 +296,7 @@ class QueueMixin:
                     break
             else:
                 return False
+        self._persist("drop_pending", prompt_id)
         self.post("status", {"status": self.status()})
         return True
 
@@ -246,6 +306,7 @@ class QueueMixin:
             for _, _, item in self._pending:
                 self._known_ids.discard(item.prompt_id)
             self._pending.clear()
+        self._persist("clear_pending")
         self.post("status", {"status": self.status()})
         return n
 
