@@ -310,6 +310,18 @@ def _prepare(args: argparse.Namespace):
     return reg, api, ui, titles
 
 
+def workflow_paths(workflow: str):
+    """The command line's file rules: any path the user types; relative ones are looked up next to the workflow
+    file first, then in the working folder (errors list both)."""
+    import os
+
+    from collage_engine import PathPolicy
+    from collage_nodes.model import is_model_name, model_names_hint
+
+    return PathPolicy([os.path.dirname(os.path.abspath(workflow)), os.getcwd()], known_name=is_model_name,
+                      names_hint=model_names_hint)
+
+
 def _where(nid: object, class_type: object, titles: dict) -> str:
     title = titles.get(nid)
     return f"node {nid} ({class_type}{f' {title!r}' if title and title != class_type else ''})"
@@ -346,7 +358,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     except _Invalid as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
-    v = CollageEngine(reg, max_memory=args.max_memory).validate(api)
+    v = CollageEngine(reg, max_memory=args.max_memory, paths=workflow_paths(args.workflow)).validate(api)
     if not v.ok:
         _print_invalid(v.to_dict(), titles, args.workflow)
         return EXIT_INVALID
@@ -367,7 +379,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if not args.verbose:
         logging.getLogger("collage_engine").setLevel(logging.CRITICAL)  # failures are reported below
-    engine = CollageEngine(reg, max_memory=args.max_memory)  # the registry _prepare built: one per command
+    engine = CollageEngine(reg, max_memory=args.max_memory, paths=workflow_paths(args.workflow))  # one registry
     reporter = None if args.quiet else TqdmReporter(titles)
     if reporter is not None:  # node failures are printed below, once
         engine.add_listener(lambda ev, data: None if ev == "execution_error" else reporter(ev, data))

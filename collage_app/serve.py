@@ -3,9 +3,9 @@
 The editor is the ``comfyui-frontend-package`` wheel (GPL-3.0, an optional dependency: ``pip install
 "neural-collage[serve]"``); :class:`collage_engine.server.PromptServer` answers the API it talks to. This module
 only adds what is specific to the pack: savers write to the server's output folder, ``--model`` stands in for the
-default embedded model, ``--device`` sets every Load Generator's device, relative file inputs are looked up in the
-server's input folder (where the editor uploads), and the saved workflows of ``workflows/ui`` are offered in the
-editor's workflow browser.
+default embedded model, ``--device`` sets every Load Generator's device, file inputs are confined to the server's
+input folder (where the editor uploads) and models folder (``--allow-path`` opens more), a run's results are bounded
+by ``--max-memory``, and the saved workflows of ``workflows/ui`` are offered in the editor's workflow browser.
 
     neural-collage serve [--port 8188] [--host 127.0.0.1] [--dir .] [--model PATH] [--device cpu]
 """
@@ -28,6 +28,8 @@ DEFAULT_MODEL = "emoji-animals"
 #: where the repository's editor-format workflows are (present in a source checkout / editable install)
 EXAMPLES = Path(__file__).resolve().parent.parent / "workflows" / "ui"
 EXAMPLES_FOLDER = "workflows/neural-collage"
+#: the pictures the example workflows name (``examples/chelsea.png``), copied into the input folder
+EXAMPLE_INPUTS = Path(__file__).resolve().parent.parent / "workflows" / "examples"
 
 __all__ = ["add_parser", "make_server", "prepare_prompt", "frontend_root", "frontend_version", "FRONTEND_VERSION"]
 
@@ -53,9 +55,8 @@ def frontend_version() -> str | None:
 
 def prepare_prompt(prompt: dict, server: Any, model: str | None = None, device: str | None = None) -> dict:
     """Rewrite a queued API prompt for the server: every ``output_dir`` input -> the server's output folder
-    (savers never write elsewhere), ``model == emoji-animals`` -> ``model`` (when given), every Load Generator's
-    device -> ``device`` (when given), and relative file inputs that name a file of the input folder -> that file."""
-    from collage_engine.server import PathRefused, safe_join
+    (savers never write elsewhere), ``model == emoji-animals`` -> ``model`` (when given) and every Load Generator's
+    device -> ``device`` (when given). File inputs are resolved by the engine's confined :class:`PathPolicy`."""
     from collage_nodes.base import OUTPUT_DIR_INPUT
 
     reg = server.registry
@@ -73,17 +74,32 @@ def prepare_prompt(prompt: dict, server: Any, model: str | None = None, device: 
                 inputs["model"] = model
             if device and "device" in cls.input_map:
                 inputs["device"] = device
-        for inp in cls.inputs:
-            value = inputs.get(inp.name)
-            if inp.file and isinstance(value, str) and value and not os.path.isabs(value) \
-                    and not os.path.exists(value):
-                try:
-                    candidate = safe_join(server.input_dir, value)
-                except PathRefused:
-                    continue
-                if os.path.isfile(candidate):
-                    inputs[inp.name] = candidate
     return prompt
+
+
+def server_paths(input_dir: str, models_dir: str, allow: list[str] = ()):
+    """The server's file rules (:class:`collage_engine.PathPolicy`, confined): pictures, masks and latents are names
+    inside the input folder (uploads), checkpoints names inside the models folder or embedded model names; absolute
+    paths only inside the ``--allow-path`` folders."""
+    from collage_engine import PathPolicy
+    from collage_nodes.model import is_model_name, model_names_hint
+
+    return PathPolicy({"input": [input_dir], "model": [models_dir]}, confined=True, allow=allow,
+                      known_name=is_model_name, names_hint=model_names_hint)
+
+
+def seed_example_inputs(server: Any, examples: Path = EXAMPLE_INPUTS) -> list[str]:
+    """Copy the example workflows' pictures into the input folder (``examples/...``), so they run as saved."""
+    if not examples.is_dir():
+        return []
+    copied = []
+    for src in sorted(examples.iterdir()):
+        target = Path(server.input_dir) / "examples" / src.name
+        if src.is_file() and src.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".md") and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+            copied.append(str(target))
+    return copied
 
 
 def _system_info() -> dict:
@@ -121,8 +137,12 @@ def seed_examples(server: Any, examples: Path = EXAMPLES) -> list[str]:
 def make_server(base_dir: str = ".", *, model: str | None = None, device: str | None = None,
                 web_root: str | None = None, output_dir: str | None = None, input_dir: str | None = None,
                 user_dir: str | None = None, max_upload_bytes: int = 50 << 20, max_history: int = 10_000,
-                max_queue: int = 1000, examples: bool = True, engine_kwargs: dict | None = None):
-    """A :class:`~collage_engine.server.PromptServer` over :func:`collage_nodes.engine` (needs aiohttp)."""
+                max_queue: int = 1000, examples: bool = True, engine_kwargs: dict | None = None,
+                models_dir: str | None = None, allow_paths: list[str] = (), max_memory: int | None = None,
+                allowed_hosts: list[str] = ()):
+    """A :class:`~collage_engine.server.PromptServer` over :func:`collage_nodes.engine` (needs aiohttp): file inputs
+    confined to its input and models folders (plus ``allow_paths`` and the folder of ``model`` when it is a file),
+    runs bounded by ``max_memory`` bytes."""
     from importlib.metadata import PackageNotFoundError, version
 
     import collage_nodes
@@ -132,15 +152,24 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
         ours = version("neural-collage")
     except PackageNotFoundError:
         ours = "0.0.0"
-    server = PromptServer(lambda: collage_nodes.engine(**(engine_kwargs or {})),
+    base = os.path.abspath(base_dir)
+    inputs = os.path.abspath(input_dir or os.path.join(base, "input"))
+    models = os.path.abspath(models_dir or os.path.join(base, "models"))
+    os.makedirs(models, exist_ok=True)
+    allow = list(allow_paths) + ([os.path.dirname(os.path.abspath(model))] if model and os.path.isfile(model) else [])
+    kwargs = {"paths": server_paths(inputs, models, allow), "max_memory": max_memory,
+              **(engine_kwargs or {})}
+    server = PromptServer(lambda: collage_nodes.engine(**kwargs),
                           web_root=web_root if web_root is not None else frontend_root(), base_dir=base_dir,
-                          output_dir=output_dir, input_dir=input_dir, user_dir=user_dir,
+                          output_dir=output_dir, input_dir=inputs, user_dir=user_dir, allowed_hosts=allowed_hosts,
                           prepare_prompt=lambda p, s: prepare_prompt(p, s, model, device),
                           system_info=_system_info, max_upload_bytes=max_upload_bytes, max_queue=max_queue,
                           max_history=max_history, name="neural-collage", version=ours,
                           templates={"neural-collage": str(EXAMPLES)} if examples and EXAMPLES.is_dir() else None)
+    server.models_dir = models
     if examples:
         seed_examples(server)
+        seed_example_inputs(server)
     return server
 
 
@@ -163,6 +192,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", help="folder savers write to (default DIR/output)")
     p.add_argument("--input-dir", help="folder uploads go to (default DIR/input)")
     p.add_argument("--user-dir", help="folder of settings and saved workflows (default DIR/user)")
+    p.add_argument("--models-dir", help="folder of checkpoints workflows may name (default DIR/models)")
+    p.add_argument("--allow-path", action="append", default=[], metavar="FOLDER",
+                   help="let workflows name files inside FOLDER by absolute path (repeatable); otherwise file inputs "
+                        "are names inside the input folder (uploads) or the models folder, or embedded model names")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="with a non-loopback --host: a host name clients may use (repeatable); the machine's own "
+                        "names and addresses are allowed already, any other Host header is refused (DNS rebinding)")
     p.add_argument("--model", metavar="NAME_OR_PATH",
                    help=f"generator used wherever a workflow names the default model {DEFAULT_MODEL!r} (e.g. a "
                         "checkpoint of your own while the embedded model is not installed)")
@@ -170,6 +206,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload or request body (default 50)")
     p.add_argument("--max-history", type=int, default=10_000,
                    help="finished prompts kept in the history, on disk in the user folder (default 10000, as ComfyUI)")
+    from .cli import add_memory_flag
+
+    add_memory_flag(p)
     p.add_argument("--web-root", help="serve this folder as the editor instead of the installed frontend package")
     p.add_argument("--no-examples", action="store_true",
                    help=f"do not copy workflows/ui/*.json into the user's {EXAMPLES_FOLDER}")
@@ -207,10 +246,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                          else args.model, device=args.device, web_root=web_root or "",
                          output_dir=args.output_dir, input_dir=args.input_dir, user_dir=args.user_dir,
                          max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_history=args.max_history,
-                         examples=not args.no_examples)
+                         examples=not args.no_examples, models_dir=args.models_dir, max_memory=args.max_memory,
+                         allow_paths=args.allow_path, allowed_hosts=args.allowed_host)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: anyone who can reach it can run workflows and write files")
-    print(f"output: {server.output_dir}\ninput:  {server.input_dir}\nuser:   {server.user_dir}")
+    print(f"output: {server.output_dir}\ninput:  {server.input_dir}\nmodels: {server.models_dir}\n"
+          f"user:   {server.user_dir}")
+    if args.max_memory:
+        from collage_engine import format_bytes
+
+        print(f"memory budget of a run: {format_bytes(args.max_memory)} (--max-memory)")
     try:
         server.run(args.host, args.port)
     except OSError as e:

@@ -50,27 +50,28 @@ from .declare import (
 )
 from .errors import NodeInputError
 from .executor import (
-    VOLATILE,
-    Engine,
-    ExecutionFailed,
-    RunResult,
-    file_fingerprint,
-    node_fingerprint,
-    normalise_result,
-    public_ui,
+                      VOLATILE,
+                      Engine,
+                      ExecutionFailed,
+                      RunResult,
+                      file_fingerprint,
+                      node_fingerprint,
+                      normalise_result,
+                      public_ui,
 )
 from .graph import Graph, NodeRef, OutputRef
 from .memory import Estimate, MemoryBudgetError, default_max_memory, format_bytes
+from .paths import PathPolicy, PathRefusedError
 from .progress import TqdmReporter
 from .registry import NodeRegistry
 from .validate import (
-    PlannedNode,
-    Validation,
-    ValidationError,
-    check_constant,
-    format_errors,
-    validate,
-    validation_messages,
+                      PlannedNode,
+                      Validation,
+                      ValidationError,
+                      check_constant,
+                      format_errors,
+                      validate,
+                      validation_messages,
 )
 from .workflow import WorkflowError, api_to_ui, is_ui_format, load_workflow, save_workflow, ui_to_api
 
@@ -79,7 +80,8 @@ __all__ = [
     "default_max_memory", "Engine", "Estimate", "ExecutionFailed", "file_fingerprint", "Float", "format_bytes",
     "format_errors", "Graph", "Input", "Int", "Interrupted", "is_ui_format", "load_workflow", "measure_bytes",
     "MemoryBudgetError", "MISSING", "Node", "NodeInputError", "NodeOutput", "NodeRef", "NodeRegistry", "Output",
-    "OutputRef", "PlannedNode", "ResultCache", "RunResult", "save_workflow", "seeded_generator", "String",
+    "OutputRef", "PathPolicy", "PathRefusedError", "PlannedNode",
+    "ResultCache", "RunResult", "save_workflow", "seeded_generator", "String",
     "TqdmReporter", "types_match", "ui_to_api", "validate", "Validation", "ValidationError", "WIDGET_TYPES",
     "WorkflowError",
     # for embedders (the ComfyUI adapter): the engine's own rules, to apply them outside an Engine

@@ -72,7 +72,9 @@ class Input:
     uppercase custom type (``GENERATOR``, ``LATENT_Z``, ``IMAGE``, ``MASK``...). Widget types may be given as
     constants or links; custom types must be links. ``choices`` is a list or a callable returning one (evaluated
     at validation and listing time). ``file=True`` marks a path: the engine folds the file's size and mtime into
-    the cache key so that a changed file re-runs the node. ``extra`` holds further ComfyUI widget options
+    the cache key so that a changed file re-runs the node; ``path_kind`` (e.g. ``"model"``) marks an input that names a
+    file or a known name without that (see :mod:`collage_engine.paths`: where files are looked for). ``extra`` holds
+    further ComfyUI widget options
     (``display``, ``round``, ``image_upload``...), passed through to ``object_info`` untouched.
     """
 
@@ -87,6 +89,7 @@ class Input:
     optional: bool = False
     description: str = ""
     file: bool = False
+    path_kind: str | None = None
     force_input: bool = False
     control_after_generate: bool = False
     extra: dict = field(default_factory=dict)

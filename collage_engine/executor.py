@@ -26,6 +26,7 @@ from .context import Context, Interrupted
 from .declare import MISSING, Input, Node, NodeOutput
 from .errors import NodeInputError
 from .memory import MemoryBudgetError, format_bytes, plan_memory
+from .paths import PathPolicy, PathRefusedError, path_kind
 from .registry import NodeRegistry
 from .validate import PlannedNode, Validation, ValidationError, safe_repr, validate
 from .workflow import WorkflowError, coerce_workflow, is_ui_format
@@ -178,8 +179,9 @@ class Engine:
 
     def __init__(self, registry: NodeRegistry, *, host_budget: int | None = DEFAULT_BUDGET,
                  device_budget: int | None = DEFAULT_BUDGET, listeners: Iterable[Listener] = (),
-                 max_memory: int | None = None) -> None:
+                 max_memory: int | None = None, paths: PathPolicy | None = None) -> None:
         self.registry = registry
+        self.paths = paths  # how file inputs are resolved (None: as given); see .paths
         self.max_memory = max_memory  # bytes a run's live results may hold (None: unbounded); see .memory
         self._live = 0  # bytes of the results the run in progress holds (for ctx.reserve)
         self.cache = ResultCache(host_budget, device_budget)
@@ -222,10 +224,57 @@ class Engine:
             v = Validation()
             v.error = {"type": "invalid_prompt", "message": "Invalid workflow", "details": str(e), "extra_info": {}}
             return v
+        refused = self._resolve_paths(prompt) if self.paths is not None and isinstance(prompt, dict) else {}
+        if refused:
+            prompt = refused.pop("")
         v = validate(prompt, self.registry, targets)
+        if refused:
+            self._add_path_errors(v, refused)
         if v.ok and self.max_memory:
             self._check_memory_plan(v)
         return v
+
+    def _resolve_paths(self, prompt: dict) -> dict:
+        """Resolve every constant file input with :attr:`paths`: ``{"": the rewritten prompt, (id, input): message
+        for each refused one}`` (empty when nothing names a file). The caller's dict is not changed."""
+        out: dict = {}
+        new = dict(prompt)
+        for nid, node in prompt.items():
+            cls = self.registry.get(node.get("class_type")) if isinstance(node, dict) else None
+            inputs = node.get("inputs") if cls is not None else None
+            if not isinstance(inputs, dict):
+                continue
+            for inp in cls.inputs:
+                kind = path_kind(inp)
+                value = inputs.get(inp.name)
+                if kind is None or not isinstance(value, str):
+                    continue
+                try:
+                    resolved = self.paths.resolve(value, kind)  # type: ignore[union-attr]
+                except PathRefusedError as e:
+                    out[(str(nid), inp.name)] = str(e)
+                    continue
+                if resolved != value:
+                    new[nid] = node = {**node, "inputs": {**inputs, inp.name: resolved}}
+                    inputs = node["inputs"]
+        if out or new != prompt:
+            out[""] = new
+        return out
+
+    @staticmethod
+    def _add_path_errors(v: Validation, refused: dict) -> None:
+        """Report refused file inputs as node errors (replacing the node's own messages about the same input)."""
+        for (nid, name), message in refused.items():
+            node = v.prompt.get(nid) if isinstance(v.prompt, dict) else None
+            entry = v.node_errors.setdefault(nid, {"errors": [], "dependent_outputs": list(v.targets),
+                                                   "class_type": (node or {}).get("class_type", "")})
+            entry["errors"] = [e for e in entry["errors"] if (e.get("extra_info") or {}).get("input_name") != name]
+            entry["errors"].append({"type": "file_not_found", "message": message, "details": message,
+                                    "extra_info": {"input_name": name}})
+        if v.error is None:
+            v.error = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                       "details": f"{len(refused)} file input(s) name no usable file", "extra_info": {}}
+        v.order = []
 
     def _check_memory_plan(self, v: Validation) -> None:
         over = plan_memory(v.order, v.nodes, self.instance, self.max_memory)
@@ -415,6 +464,11 @@ class Engine:
             if name in node.links:
                 src, idx = node.links[name]
                 kwargs[name] = values[src][idx]
+                if self.paths is not None and isinstance(kwargs[name], str) and path_kind(inp) is not None:
+                    try:  # a path computed by another node: the same rules as a constant one
+                        kwargs[name] = self.paths.resolve(kwargs[name], path_kind(inp))  # type: ignore[arg-type]
+                    except PathRefusedError as e:
+                        raise NodeInputError(name, str(e)) from None
             elif name in node.consts:
                 kwargs[name] = node.consts[name]
             else:

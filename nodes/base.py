@@ -59,14 +59,14 @@ def require(value: object, input_name: str, what: str) -> None:
         raise InputError(input_name, f"not connected: {what}")
 
 
-def missing_file(path: object, input_name: str, what: str = "file") -> str | None:
-    """A validation message if ``path`` (a constant input) names no existing file, else None."""
+def missing_file(path: object, input_name: str, what: str = "file") -> list[tuple[str, str]] | None:
+    """A validation error naming the input if ``path`` (a constant input) names no existing file, else None."""
     if not isinstance(path, str):
         return None  # linked: checked when the node runs
     if not path:
-        return f"input '{input_name}': no {what} given"
+        return [(input_name, f"no {what} given")]
     if not os.path.isfile(path):
-        return f"input '{input_name}': {what} not found: {path}"
+        return [(input_name, f"{what} not found: {path}")]
     return None
 
 
@@ -105,6 +105,10 @@ def next_free_name(output_dir: str, prefix: str, suffix: str, prefix_input: str 
 
     rel = safe_relative(prefix, prefix_input)
     folder = os.path.join(output_dir or ".", os.path.dirname(rel))
+    real_out = os.path.realpath(output_dir or ".")
+    real = os.path.realpath(folder)
+    if real != real_out and not real.startswith(real_out.rstrip(os.sep) + os.sep):
+        raise InputError(prefix_input, f"{prefix!r} leaves the output folder through a symbolic link")
     base = os.path.basename(rel)
     pattern = re.compile(re.escape(base) + r"_(\d{5,})" + re.escape(suffix) + "$")
     try:

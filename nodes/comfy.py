@@ -14,7 +14,7 @@ What the generated classes do at the boundary:
   ``PROMPT`` / ``EXTRA_PNGINFO`` / ``UNIQUE_ID`` inputs. Inputs naming an output folder (``output_dir``) are not
   shown: inside ComfyUI the savers write to ComfyUI's output folder (``folder_paths.get_output_directory()``),
   so their ``ui`` previews resolve. A relative ``file=True`` path that does not exist is looked up in ComfyUI's
-  input folder, then in the pack's folder (``workflows/examples/...``).
+  input folder, then next to the pack's workflows (``examples/...``).
 * ``execute`` runs the node outside ComfyUI's ``torch.inference_mode()`` (as in our engine: autograd for manifold
   projection, version counters for collage_core's weight caches; inference-mode tensors from ComfyUI's own nodes are
   copied first) with a :class:`ComfyContext`: ``ctx.progress`` drives ``comfy.utils.ProgressBar`` and
@@ -106,13 +106,13 @@ def _output_directory(default: Any) -> Any:
 
 def _resolve_file(value: Any) -> Any:
     """A relative path that does not exist from ComfyUI's working folder is looked up in ComfyUI's input folder, then
-    in the node pack's folder (where the example files of ``workflows/`` are)."""
+    next to the pack's workflows (``examples/...``, as the command line does), then in the pack's folder."""
     if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
         return value
     fp = _comfy_module("folder_paths")
     if fp is None:
         return value
-    for folder in (fp.get_input_directory(), PACK_FOLDER):
+    for folder in (fp.get_input_directory(), os.path.join(PACK_FOLDER, "workflows"), PACK_FOLDER):
         candidate = os.path.join(folder, value)
         if os.path.exists(candidate):
             return candidate

@@ -26,6 +26,16 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def is_model_name(value: str, kind: str = "model") -> bool:
+    """True for a name that means a model without being a file path (an embedded model's name)."""
+    return kind == "model" and embedded_model_path(value) is not None
+
+
+def model_names_hint(kind: str) -> str:
+    """For file errors of model inputs: the embedded models a workflow may name instead of a file."""
+    return f"embedded models: {', '.join(list_embedded_models()) or 'none installed'}" if kind == "model" else ""
+
+
 def model_file(model: str) -> str | None:
     """The checkpoint file an input value names (embedded model or path), or None."""
     found = embedded_model_path(model)
@@ -43,8 +53,9 @@ class LoadGenerator(Node):
     inputs = [
         String("model", "emoji-animals",
                description="An embedded model name (emoji-animals) or the path of a generator checkpoint (.safetensors "
-                           "written by this project, or the original's .npz); relative paths start at the working "
-                           "folder."),
+                           "written by this project, or the original's .npz); a relative path is looked up next to the "
+                           "workflow file, then in the working folder (in serve: in its models folder).",
+               path_kind="model"),
         Combo("device", DEVICES, default="auto",
               description="Where the model runs and its results live: auto (CUDA if present, else CPU), cpu, cuda, "
                           "mps. The CLI's --device overrides it."),
@@ -58,13 +69,13 @@ class LoadGenerator(Node):
         errors = []
         if isinstance(model, str) and model_file(model) is None:
             names = ", ".join(list_embedded_models()) or "none installed"
-            errors.append(f"input 'model': {model!r} is neither a checkpoint file nor an embedded model "
-                          f"(embedded: {names})")
+            errors.append(("model", f"{model!r} is neither a checkpoint file nor an embedded model "
+                                    f"(embedded: {names})"))
         if isinstance(device, str):
             try:
                 resolve_device(device)
             except ValueError as e:
-                errors.append(f"input 'device': {e}")
+                errors.append(("device", str(e)))
         return errors
 
     def fingerprint(self, model=None, **_):

@@ -68,7 +68,8 @@ class LoadDiscriminator(Node):
     display_name = "Load Discriminator"
     category = CAT
     inputs = [
-        String("model", "emoji-animals", description="An embedded model name or a discriminator checkpoint path."),
+        String("model", "emoji-animals", description="An embedded model name or a discriminator checkpoint path.",
+               path_kind="model"),
         Combo("device", DEVICES, default="auto", description="Where it runs."),
         Combo("dtype", DTYPES, default="float32", description="Weight precision."),
     ]
@@ -97,7 +98,8 @@ class LoadEncoder(Node):
     display_name = "Load Encoder"
     category = CAT
     inputs = [
-        String("model", "emoji-animals", description="An embedded model name or an encoder checkpoint path."),
+        String("model", "emoji-animals", description="An embedded model name or an encoder checkpoint path.",
+               path_kind="model"),
         Combo("device", DEVICES, default="auto", description="Where it runs."),
     ]
     outputs = [Output("encoder", ENCODER, "The encoder, in eval mode.")]

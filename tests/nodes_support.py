@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -74,6 +75,9 @@ def use_tiny(api: dict, out_dir: Path | None = None) -> dict:
             node["inputs"]["restarts"] = min(node["inputs"]["restarts"], 2)
         if out_dir is not None and "output_dir" in node["inputs"]:
             node["inputs"]["output_dir"] = str(out_dir)
+        path = node["inputs"].get("path")
+        if isinstance(path, str) and path and not os.path.isabs(path):  # as the CLI does: next to the workflow
+            node["inputs"]["path"] = str(WORKFLOWS / path)
     return api
 
 

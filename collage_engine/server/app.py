@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import socket
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,7 +55,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
                  max_queue: int = 1000, max_history: int = 10_000, name: str = "collage_engine",
                  version: str = "0.0.0", features: dict | None = None,
                  default_settings: dict | None = None, templates: dict[str, str] | None = None,
-                 durable: bool = True) -> None:
+                 durable: bool = True, allowed_hosts: Iterable[str] = ()) -> None:
         if engine_factory is None and registry is None:
             raise ValueError("give engine_factory or registry")
         self.engine: Engine = engine_factory() if engine_factory is not None else Engine(registry)  # type: ignore
@@ -68,6 +69,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         for d in (self.output_dir, self.input_dir, self.temp_dir, self.user_dir):
             os.makedirs(d, exist_ok=True)
         self.prepare_prompt = prepare_prompt
+        self.allowed_hosts = {h.strip("[]").lower() for h in allowed_hosts}
         self.default_settings = dict(default_settings or {})
         self.templates = {k: os.path.abspath(v) for k, v in (templates or {}).items()}
         for sub in ("workflows", "subgraphs"):  # the editor lists these at start
@@ -181,11 +183,14 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
     @web.middleware
     async def _guard_middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         """Refuse cross-origin writes and DNS-rebinding hosts while bound to loopback; answer errors as JSON."""
-        if self._loopback_only:
-            host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
-            if host and not _is_loopback_name(host):
+        host = _host_name(request.host or "")
+        if host and not _is_loopback_name(host):
+            if self._loopback_only:
                 return _error(403, "forbidden", f"host {request.host!r} refused: the server only answers loopback "
                                                 "names (localhost, 127.0.0.1, [::1])")
+            if host not in self._host_names():
+                return _error(403, "forbidden", f"host {request.host!r} refused: not a name of this server (start "
+                                                "it with --allowed-host NAME to accept it)")
         origin = request.headers.get("Origin")
         if origin and (request.method not in ("GET", "HEAD", "OPTIONS") or request.path.rstrip("/").endswith("/ws")):
             o = urlsplit(origin)
@@ -212,6 +217,24 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         return resp
 
     _loopback_only = True
+    _bound_host: str | None = None
+    _names: set[str] | None = None
+
+    def _host_names(self) -> set[str]:
+        """Host names a client may use when the server listens beyond loopback: ``allowed_hosts``, the address it is
+        bound to and this machine's own names and addresses (a DNS-rebinding page uses some other name)."""
+        if self._names is None:
+            names = set(self.allowed_hosts)
+            if self._bound_host and self._bound_host not in ("0.0.0.0", "::", ""):
+                names.add(self._bound_host.strip("[]").lower())
+            try:
+                hostname = socket.gethostname()
+                names.update({hostname.lower(), socket.getfqdn().lower()})
+                names.update(str(a[4][0]).lower() for a in socket.getaddrinfo(hostname, None))
+            except OSError:
+                pass
+            self._names = names
+        return self._names
 
     def close(self) -> None:
         """Close the durable store (the server object is not used after this)."""
@@ -245,6 +268,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
             print_fn: Callable[[str], None] | None = print) -> None:
         """Serve on ``host:port`` until interrupted (Ctrl-C); loopback names only unless ``host`` is not one."""
         self._loopback_only = _is_loopback_name(host)
+        self._bound_host, self._names = host, None
         shown = f"[{host}]" if ":" in host else host
 
         def announce(_msg: str) -> None:
@@ -323,6 +347,7 @@ class BackgroundServer:
 
     def start(self, timeout: float = 30.0) -> BackgroundServer:
         self.server._loopback_only = _is_loopback_name(self.host)
+        self.server._bound_host, self.server._names = self.host, None
         self._thread = threading.Thread(target=self._main, name="prompt-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -365,6 +390,14 @@ class BackgroundServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _host_name(host_header: str) -> str:
+    """The host name of a ``Host`` header, without its port and brackets, lower case."""
+    h = host_header.strip().lower()
+    if h.startswith("["):
+        return h[1:h.find("]")] if "]" in h else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
 
 
 def _sweep_orphans(*folders: str) -> list[str]:

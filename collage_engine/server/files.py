@@ -167,7 +167,7 @@ class FilesMixin:
     async def _user_css(self, request: web.Request) -> web.StreamResponse:
         """The user's ``user.css`` (user folder), else an empty style sheet (index.html always asks for it)."""
         path = os.path.join(self.user_root(), "user.css")
-        if os.path.isfile(path):
+        if os.path.isfile(path) and not os.path.islink(path):  # a link could point anywhere on the machine
             return web.FileResponse(path, headers={"Content-Type": "text/css"})
         return web.Response(text="", content_type="text/css")
 

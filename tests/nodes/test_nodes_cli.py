@@ -87,7 +87,8 @@ def test_validate_reports_every_error_with_node_and_input(tmp_path, capsys):
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert lines[0] == f"{path}: invalid workflow (6 errors in 6 nodes)"
-    assert "  node 1 (LoadGenerator 'Generator'): input 'model': 'no-such-model' is neither" in err
+    assert "  node 1 (LoadGenerator 'Generator'), input 'model': file not found: no-such-model (looked for " in err
+    assert "embedded models: emoji-animals" in err
     assert "  node 2 (SampleZ 'Latent'), input 'seed': value -1 smaller than min of 0" in err
     assert "  node 6 (CollageEllipseMask 'Region'), input 'radius_x': Required input is missing" in err
     assert "  node 8 (PaintClass 'Paint cat'), input 'strength': value 3.0 bigger than max of 1.0" in err

@@ -178,9 +178,9 @@ def test_missing_and_corrupt_files(tmp_path):
     v = collage_nodes.engine().validate(g)
     assert not v.ok
     text = format_errors(v.to_dict())
-    assert "node img (CollageLoadImage): input 'path': image file not found" in text
-    assert "node mask (CollageLoadMask): input 'path': no mask file given" in text
-    assert "node z (LoadZ): input 'path': latent file not found" in text
+    assert "node img (CollageLoadImage), input 'path': image file not found" in text
+    assert "node mask (CollageLoadMask), input 'path': no mask file given" in text
+    assert "node z (LoadZ), input 'path': latent file not found" in text
     (tmp_path / "bad.png").write_bytes(b"not a png at all")
     g2 = Graph(reg)
     g2.add("CollageLoadImage", {"path": str(tmp_path / "bad.png")}, id="img")

@@ -655,20 +655,85 @@ def test_collage_workflow_through_the_server(tmp_path):
         bg.stop()
 
 
-def test_prepare_prompt_finds_uploads_and_keeps_other_models(tmp_path):
+def test_prepare_prompt_points_savers_and_models(tmp_path):
     from collage_app.serve import make_server, prepare_prompt
 
     server = make_server(str(tmp_path), web_root="", examples=False)
-    _put(server, "input", "photo.png")
-    prompt = {"1": {"class_type": "CollageLoadImage", "inputs": {"path": "photo.png"}},
-              "2": {"class_type": "CollageLoadImage", "inputs": {"path": "../escape.png"}},
+    prompt = {"1": {"class_type": "CollageSaveImage", "inputs": {"output_dir": "/elsewhere"}},
               "3": {"class_type": "LoadGenerator", "inputs": {"model": "mine.safetensors", "device": "auto"}},
               "4": {"class_type": "LoadGenerator", "inputs": {"model": "emoji-animals"}}}
     out = prepare_prompt(prompt, server, model="/m/tiny.safetensors", device="cpu")
-    assert out["1"]["inputs"]["path"] == os.path.join(server.input_dir, "photo.png")
-    assert out["2"]["inputs"]["path"] == "../escape.png"
+    assert out["1"]["inputs"]["output_dir"] == server.output_dir
     assert out["3"]["inputs"] == {"model": "mine.safetensors", "device": "cpu"}
     assert out["4"]["inputs"] == {"model": "/m/tiny.safetensors", "device": "cpu"}
+
+
+def _load_image(path: str, model: str | None = None) -> dict:
+    p = {"1": {"class_type": "CollageLoadImage", "inputs": {"path": path}},
+         "2": {"class_type": "CollageSaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x",
+                                                           "output_dir": "output"}}}
+    if model is not None:
+        p["3"] = {"class_type": "LoadGenerator", "inputs": {"model": model, "device": "cpu", "dtype": "float32"}}
+        p["4"] = {"class_type": "SampleZ", "inputs": {"generator": ["3", 0], "seed": 0, "batch": 1,
+                                                      "truncation": 0.0}}
+        p["5"] = {"class_type": "SaveZ", "inputs": {"z": ["4", 0], "filename_prefix": "z", "output_dir": "output"}}
+    return p
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../secret.png", "sub/../../secret.png", "..\\secret.png",
+                                  "C:\\secret.png", "link/secret.png", "escape.png", "missing.png", "\x00x.png"])
+def test_workflow_file_inputs_are_confined(tmp_path, path):
+    """Load Image (and every file input) reads only inside the input folder: traversal, absolute paths and symlinks
+    out are refused with one message that names the value as given and no server path (no existence oracle)."""
+    from PIL import Image
+
+    from collage_app.serve import make_server
+
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (4, 4)).save(secret)
+    server = make_server(str(tmp_path / "srv"), web_root="", examples=False)
+    os.symlink(tmp_path, os.path.join(server.input_dir, "link"))
+    os.symlink(secret, os.path.join(server.input_dir, "escape.png"))
+    bg = start(server)
+    try:
+        status, body = post_json(bg.url, "/api/prompt", {"prompt": _load_image(path)})
+        assert status == 400, body
+        err = body["node_errors"]["1"]["errors"][0]
+        assert err["type"] == "file_not_found" and err["extra_info"]["input_name"] == "path"
+        assert "not found or not allowed" in err["message"]
+        assert str(tmp_path) not in json.dumps(body)  # no server path in the answer
+        assert not os.listdir(server.output_dir)
+    finally:
+        bg.stop()
+
+
+def test_uploads_models_and_allowed_folders_are_readable(tmp_path):
+    from PIL import Image
+
+    from collage_app.serve import make_server
+    from nodes_support import TINY
+
+    outside = tmp_path / "photos"
+    outside.mkdir()
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(outside / "red.png")
+    server = make_server(str(tmp_path / "srv"), web_root="", examples=False, allow_paths=[str(outside)])
+    Image.new("RGB", (8, 8)).save(os.path.join(server.input_dir, "up.png"))
+    import shutil
+    shutil.copy(TINY, os.path.join(server.models_dir, "tiny.safetensors"))
+    for path, model in [("up.png", "tiny.safetensors"), (str(outside / "red.png"), None)]:
+        v = server.engine.validate(_load_image(path, model))
+        assert v.ok, v.node_errors
+    v = server.engine.validate(_load_image("up.png", str(TINY)))  # a model outside the models folder
+    assert v.node_errors["3"]["errors"][0]["type"] == "file_not_found"
+
+
+def test_the_example_pictures_are_in_the_input_folder(tmp_path):
+    from collage_app.serve import EXAMPLE_INPUTS, make_server
+
+    if not EXAMPLE_INPUTS.is_dir():
+        pytest.skip("no workflows/examples folder (not a source checkout)")
+    server = make_server(str(tmp_path), web_root="", examples=True)
+    assert os.path.isfile(os.path.join(server.input_dir, "examples", "chelsea.png"))
 
 
 def test_examples_are_offered_in_the_editor(tmp_path):
