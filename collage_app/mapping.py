@@ -17,9 +17,10 @@ HELP = "run a workflow once per row of --over specs (seeds, pictures, a table), 
 
 DESCRIPTION = """\
 Run WORKFLOW once per row, each row's savers writing to OUT/<row id>/, and append one JSON line per row to
-OUT/manifest.jsonl (row, inputs, outputs, status, error, seconds, worker). Running the same command again skips the
-rows recorded ok (Ctrl-C stops cleanly); a failing row is recorded and the map goes on. Exit status 0 if every row
-is ok, 1 if a row failed or the workflow is invalid, 2 for a bad spec, 130 when interrupted.
+OUT/manifest.jsonl (row, index, inputs, outputs, status, error, seconds, worker, finished_at). Running the same
+command again skips the rows recorded ok (Ctrl-C stops cleanly); a failing row is recorded and the map goes on.
+Exit status 0 if every row is ok, 1 if a row failed or the workflow is invalid, 2 for a bad spec, 130 when
+interrupted.
 
 SPEC (NODE: node id or title, as --set):
   NODE.INPUT=A:B[:STEP]   integers A, A+STEP, ... up to B excluded       Latent.seed=0:1000
@@ -55,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_map(args: argparse.Namespace) -> int:
     from collage_nodes.mapping import MapError, MapSpecError, build_rows, map_workflow, rows_table
 
-    from .cli import EXIT_INVALID, EXIT_USER_ERROR
+    from .cli import EXIT_INVALID, EXIT_USER_ERROR, _Invalid, _prepare
 
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
@@ -69,8 +70,13 @@ def cmd_map(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(rows_table(build_rows(args.over)))
             return 0
-        result = map_workflow(args.workflow, args.over, args.out, sets=args.sets, device=args.device,
-                              workers=args.workers, ray=args.ray, progress=not args.quiet)
+        # the workflow read as `run` reads it (--set, --device); the savers' folders are set per row
+        reg, api, _, _ = _prepare(argparse.Namespace(**{**vars(args), "out": None}))
+        result = map_workflow(api, args.over, args.out, registry=reg, workers=args.workers, ray=args.ray,
+                              progress=not args.quiet)
+    except _Invalid as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INVALID
     except MapSpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -10,9 +10,9 @@ A *spec* gives values for one or more node inputs (``NODE.INPUT``, NODE a node i
 
 Several specs make the product of their rows (the first varies slowest). Each row is the workflow with its values
 set, its savers writing to ``OUT/<row id>/``; ``OUT/manifest.jsonl`` gets one JSON line per finished row
-(``row, index, inputs, outputs, status, error, seconds, worker``), appended and flushed at once, so an interrupted
-map leaves a consistent manifest and a second call skips the rows recorded ``ok``. A failing row is recorded with its
-error and the map goes on.
+(``row, index, inputs, outputs, status, error, seconds, worker, finished_at`` - Unix time), appended and flushed at
+once, so an interrupted map leaves a consistent manifest and a second call skips the rows recorded ``ok``. A failing
+row is recorded with its error and the map goes on.
 
 In-process (the default) one warm engine runs the rows in order: the model loads once and unchanged ancestors come
 from the engine's cache. With ``ray=`` the rows go to a Ray Data ``map_batches`` over N workers, each holding one
@@ -297,11 +297,22 @@ def build_rows(over: Any) -> list[Row]:
 
 
 # ------------------------------------------------------------------------------------------------ running rows
-def _error_text(res) -> str:
+def _format_errors(errors: dict) -> str:
+    """The engine's lines for validation errors, without details that repeat the message."""
     from collage_engine import format_errors
 
+    node_errors = {nid: {**entry, "errors": [{**e, "details": None if e.get("details") == e.get("message") else
+                                              e.get("details")} for e in entry.get("errors", [])]}
+                   for nid, entry in (errors.get("node_errors") or {}).items()}
+    return format_errors({"error": errors.get("error"), "node_errors": node_errors})
+
+
+def _error_text(res) -> str:
     if res.status == "invalid":
-        return "invalid workflow: " + "; ".join(line.strip() for line in format_errors(res.errors or {}).splitlines())
+        errors = res.errors or {}
+        if errors.get("node_errors"):  # the lines say it all
+            errors = {"node_errors": errors["node_errors"]}
+        return "invalid workflow: " + "; ".join(line.strip() for line in _format_errors(errors).splitlines())
     if res.status == "interrupted":
         return "interrupted"
     e = res.error or {}
@@ -442,9 +453,15 @@ def _load_api(workflow: Any, registry) -> dict:
     return api
 
 
+def _input_of(error: dict) -> str | None:
+    """The input a validation error is about: its ``input_name``, else a message's ``input 'NAME':`` prefix."""
+    name = (error.get("extra_info") or {}).get("input_name")
+    m = re.match(r"input '(\w+)'", str(error.get("message", "")))
+    return name or (m[1] if m else None)
+
+
 def _check(api: dict, registry, axes: list[_Axis], first: Row) -> None:
     """Every spec's NODE.INPUT exists; the workflow is valid apart from the mapped inputs (checked per row)."""
-    from collage_engine import format_errors
     from collage_engine.validate import validate
 
     mapped: dict[tuple[str, str], str] = {}
@@ -462,12 +479,11 @@ def _check(api: dict, registry, axes: list[_Axis], first: Row) -> None:
             mapped[nid, name] = a.spec
     errors = validate(row_workflow(api, registry, first, "."), registry).to_dict()
     top = errors.get("error") or {}
-    other = {nid: {**entry, "errors": [e for e in entry.get("errors", []) if (
-        nid, (e.get("extra_info") or {}).get("input_name")) not in mapped]}
-        for nid, entry in (errors.get("node_errors") or {}).items()}
+    other = {nid: {**entry, "errors": [e for e in entry.get("errors", []) if (nid, _input_of(e)) not in mapped]}
+             for nid, entry in (errors.get("node_errors") or {}).items()}
     other = {nid: entry for nid, entry in other.items() if entry["errors"]}
     if other or (top and top.get("type") != "prompt_outputs_failed_validation"):
-        raise MapError("invalid workflow:\n" + format_errors({"error": None if other else top,
+        raise MapError("invalid workflow:\n" + _format_errors({"error": None if other else top,
                                                               "node_errors": other}))
 
 
@@ -514,6 +530,7 @@ def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequ
     t0 = time.perf_counter()
 
     def record(rec: dict) -> None:
+        rec["finished_at"] = round(time.time(), 3)
         writer.write(rec)
         result.records.append(rec)
         if rec["status"] == "ok":

@@ -84,9 +84,13 @@ def run_on_ray(api: dict, rows: list[Row], out, workers: int | None, address: st
                                                              "cwd": os.getcwd()},
                             batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=n),
                             **per_worker)
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            for text in batch["record"]:
-                record(json.loads(text))
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for text in batch["record"]:
+                    record(json.loads(text))
+        except ray.exceptions.RayError as e:  # rows themselves never raise: a worker or the cluster failed
+            raise MapError(f"Ray failed: {type(e).__name__}: {e}\nthe finished rows are in the manifest; run the "
+                           f"same command again to resume") from None
     finally:
         if started:
             ray.shutdown()

@@ -157,12 +157,16 @@ def test_map_a_folder_of_pictures_with_a_failing_row(tmp_path):
 
 def test_map_a_csv_table(tmp_path):
     table = tmp_path / "rows.csv"
-    table.write_text("id,Latent.seed,Paint cat.class_name\ncat3,3,cat\ntiger3,3,tiger\nbad,4,giraffe\n")
+    table.write_text("id,Latent.seed,Paint cat.class_name,Paint cat.strength\ncat3,3,cat,\ntiger3,3,tiger,\n"
+                     "bad,4,giraffe,\ninvalid,5,cat,3\n")
     out = tmp_path / "out"
     res = collage_nodes.map_workflow(COLLAGE, str(table), out, sets=[TINY_SET], device="cpu", progress=False)
-    assert (res.ok, res.failed) == (2, 1)
+    assert (res.ok, res.failed) == (2, 2)
     recs = {r["row"]: r for r in res.records}
-    assert "unknown class name 'giraffe'" in recs["bad"]["error"]
+    assert recs["bad"]["error"].startswith("node 8 (PaintClass) failed: input 'class_name': unknown class name "
+                                           "'giraffe'")
+    assert recs["invalid"]["error"] == ("invalid workflow: node 8 (PaintClass), input 'strength': value 3.0 bigger "
+                                        "than max of 1.0")
     src = [np.asarray(Image.open(out / f"{r}/class_collage/source_00001.png")) for r in ("cat3", "tiger3")]
     col = [np.asarray(Image.open(out / f"{r}/class_collage/collage_00001.png")) for r in ("cat3", "tiger3")]
     assert np.array_equal(*src) and not np.array_equal(*col)  # same seed, other painted class
