@@ -4,6 +4,7 @@ Sub-commands::
 
     neural-collage run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--out DIR] [--device cpu|cuda]
     neural-collage validate WORKFLOW.json
+    neural-collage map WORKFLOW.json --over SPEC --out DIR [--ray auto|ADDRESS] [--workers N]   # one run per row
     neural-collage nodes                       # every node schema as JSON (ComfyUI /object_info shape)
     neural-collage data emoji-animals OUT_DIR  # prepare the embedded model's training data
     neural-collage train --data DIR --out DIR  # train a class-conditional GAN (resumable)
@@ -435,8 +436,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
-_COMMANDS = [_add_run, _add_validate, _add_nodes, _add_data, _add_train, _add_export, _add_train_encoder, _add_eval,
-             _add_serve]
+def _add_map(sub: argparse._SubParsersAction) -> None:
+    from .mapping import add_parser
+
+    add_parser(sub)
+
+
+_COMMANDS = [_add_run, _add_validate, _add_map, _add_nodes, _add_data, _add_train, _add_export, _add_train_encoder,
+             _add_eval, _add_serve]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 NODE_MODULES = ("model", "latent", "classes", "feature", "generate", "image", "mask", "realimage")
 
-__all__ = ["NODE_MODULES", "engine", "registry"]
+__all__ = ["NODE_MODULES", "engine", "map_workflow", "registry"]
 
 
 def registry():
@@ -47,3 +47,11 @@ def engine(**kwargs: Any):
     from .runner import CollageEngine
 
     return CollageEngine(registry(), **kwargs)
+
+
+def map_workflow(workflow: Any, over: Any, out: Any, **kwargs: Any):
+    """Run a workflow once per row of ``over`` (``--over`` specs), each row's files under ``out/<row id>/`` and a
+    manifest ``out/manifest.jsonl``; in-process, or on Ray workers with ``ray="auto"``. See :mod:`.mapping`."""
+    from .mapping import map_workflow as _map
+
+    return _map(workflow, over, out, **kwargs)
