@@ -311,18 +311,6 @@ def _prepare(args: argparse.Namespace):
     return reg, api, ui, titles
 
 
-def workflow_paths(workflow: str):
-    """The command line's file rules: any path the user types; relative ones are looked up next to the workflow
-    file first, then in the working folder (errors list both)."""
-    import os
-
-    from collage_engine import PathPolicy
-    from collage_nodes.model import is_model_name, model_names_hint
-
-    return PathPolicy([os.path.dirname(os.path.abspath(workflow)), os.getcwd()], known_name=is_model_name,
-                      names_hint=model_names_hint)
-
-
 def _where(nid: object, class_type: object, titles: dict) -> str:
     title = titles.get(nid)
     return f"node {nid} ({class_type}{f' {title!r}' if title and title != class_type else ''})"
@@ -352,7 +340,7 @@ def _print_invalid(errors: dict, titles: dict, path: str) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from collage_nodes.runner import CollageEngine
+    from collage_nodes.runner import CollageEngine, workflow_paths
 
     try:
         reg, api, _, titles = _prepare(args)
@@ -371,7 +359,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import time
 
     from collage_engine import TqdmReporter
-    from collage_nodes.runner import CollageEngine
+    from collage_nodes.runner import CollageEngine, workflow_paths
 
     try:
         reg, api, ui, titles = _prepare(args)

@@ -48,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "extra)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="Ray workers, each with one engine (default: the cluster's GPUs, else 2); needs --ray")
+    from .cli import add_memory_flag
+
+    add_memory_flag(p)
     p.add_argument("--dry-run", action="store_true", help="print the rows (id, inputs) and stop")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_map)
@@ -73,7 +76,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         # the workflow read as `run` reads it (--set, --device); the savers' folders are set per row
         reg, api, _, _ = _prepare(argparse.Namespace(**{**vars(args), "out": None}))
         result = map_workflow(api, args.over, args.out, registry=reg, workers=args.workers, ray=args.ray,
-                              progress=not args.quiet)
+                              progress=not args.quiet, max_memory=args.max_memory, base=args.workflow)
     except _Invalid as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID

@@ -138,7 +138,7 @@ def _split_key(spec: str, key: str) -> None:
 
 def _pictures(spec: str, raw: str) -> list[str]:
     if _GLOB_CHARS.search(raw):
-        found = sorted(p for p in glob.glob(raw, recursive=True) if os.path.isfile(p))
+        found = sorted(os.path.abspath(p) for p in glob.glob(raw, recursive=True) if os.path.isfile(p))
         if not found:
             raise _spec_error(spec, f"the pattern {raw!r} matches no file")
         return found
@@ -334,14 +334,15 @@ def row_workflow(api: dict, registry, row: Row, row_dir: str) -> dict:
 class RowRunner:
     """Runs rows of one workflow on one warm engine, writing each under ``out/<row id>/``; one per worker."""
 
-    def __init__(self, api: dict, out: str | os.PathLike, registry=None, engine=None) -> None:
+    def __init__(self, api: dict, out: str | os.PathLike, registry=None, engine=None,
+                 engine_kwargs: dict | None = None) -> None:
         import collage_nodes
 
         from .runner import CollageEngine
 
         self.registry = registry if registry is not None else (
             engine.registry if engine is not None else collage_nodes.registry())
-        self.engine = engine if engine is not None else CollageEngine(self.registry)
+        self.engine = engine if engine is not None else CollageEngine(self.registry, **(engine_kwargs or {}))
         self.api = api
         self.out = str(out)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -490,7 +491,8 @@ def _check(api: dict, registry, axes: list[_Axis], first: Row) -> None:
 def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequence[str] = (),
                  device: str | None = None, workers: int | None = None, ray: str | None = None,
                  progress: bool = True, registry=None, engine=None,
-                 on_record: Callable[[dict], None] | None = None) -> MapResult:
+                 on_record: Callable[[dict], None] | None = None, max_memory: int | None = None,
+                 base: str | os.PathLike | None = None) -> MapResult:
     """Run ``workflow`` (path, API or UI dict) once per row of ``over`` (one spec, a list of specs - their product -,
     or a list of ``{"NODE.INPUT": value}`` dicts), each row's savers writing to ``out/<row id>/``.
 
@@ -498,6 +500,9 @@ def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequ
     ``ok`` in ``out/manifest.jsonl`` are skipped. Without ``ray`` the rows run here, in order, on one engine
     (``engine``, else a new one); with ``ray`` ("auto": the running cluster or a new local one; "local"; or a
     cluster address) on ``workers`` Ray workers. ``on_record`` sees each manifest record as it is written.
+    Relative paths of the workflow are looked up next to its file (``base``, else ``workflow`` when it is a path)
+    first, as ``run`` does; ``max_memory`` bounds
+    each row's results (see :class:`collage_engine.Engine`).
     Raises :class:`MapSpecError` / :class:`MapError` before running anything if the specs or the workflow are bad.
     Ctrl-C (``KeyboardInterrupt``) stops the map after the rows already finished: the result says ``interrupted``.
     """
@@ -514,6 +519,12 @@ def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequ
     if device:
         for loader in ("LoadGenerator", "LoadDiscriminator", "LoadEncoder"):
             set_everywhere(api, registry, "device", device, loader)
+    from .runner import workflow_paths
+
+    if base is None and isinstance(workflow, (str, os.PathLike)):
+        base = workflow
+    engine_kwargs = {"paths": workflow_paths(base),
+                     "max_memory": max_memory}
     axes = _axes(over)
     rows = build_rows(axes)
     _check(api, registry, axes, rows[0])
@@ -544,14 +555,14 @@ def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequ
 
     try:
         if ray is None:
-            runner = RowRunner(api, out, registry, engine)
+            runner = RowRunner(api, out, registry, engine, engine_kwargs)
             result.startup_seconds = time.perf_counter() - t0
             for row in todo:
                 record(runner.run(row))
         else:
             from .mapping_ray import run_on_ray
 
-            result.startup_seconds = run_on_ray(api, todo, out, workers, ray, record)
+            result.startup_seconds = run_on_ray(api, todo, out, workers, ray, record, engine_kwargs)
     except KeyboardInterrupt:  # the finished rows are in the manifest; the next call resumes after them
         result.interrupted = True
     finally:

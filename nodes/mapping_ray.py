@@ -36,11 +36,11 @@ def import_ray():
 class _RayRows:
     """One Ray worker: builds its engine once, then runs the rows of each batch (``{"row": [JSON, ...]}``)."""
 
-    def __init__(self, api_json: str, out: str, cwd: str) -> None:
+    def __init__(self, api_json: str, out: str, cwd: str, engine_kwargs: dict | None = None) -> None:
         if cwd and os.path.isdir(cwd):  # relative paths of the workflow and the specs mean what they meant there
             os.chdir(cwd)
         logging.getLogger("collage_engine").setLevel(logging.CRITICAL)  # failures go to the manifest
-        self.runner = RowRunner(json.loads(api_json), out)
+        self.runner = RowRunner(json.loads(api_json), out, engine_kwargs=engine_kwargs)
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -63,7 +63,7 @@ def _init(ray, address: str) -> bool:
 
 
 def run_on_ray(api: dict, rows: list[Row], out, workers: int | None, address: str,
-               record: Callable[[dict], None]) -> float:
+               record: Callable[[dict], None], engine_kwargs: dict | None = None) -> float:
     """Run ``rows`` on Ray workers, calling ``record`` with each manifest record as it arrives; return the seconds
     spent starting Ray (connecting, not the workers' model loading)."""
     import time
@@ -81,7 +81,7 @@ def run_on_ray(api: dict, rows: list[Row], out, workers: int | None, address: st
         startup = time.perf_counter() - t0
         ds = ray.data.from_items([{"row": json.dumps(r.to_dict())} for r in rows], override_num_blocks=len(rows))
         ds = ds.map_batches(_RayRows, fn_constructor_kwargs={"api_json": json.dumps(api), "out": str(out),
-                                                             "cwd": os.getcwd()},
+                                                             "cwd": os.getcwd(), "engine_kwargs": engine_kwargs},
                             batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=n),
                             **per_worker)
         try:

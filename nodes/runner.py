@@ -12,7 +12,7 @@ from typing import Any
 
 from collage_engine import Engine, RunResult, api_to_ui
 
-__all__ = ["CollageEngine", "png_text", "parse_set", "apply_set", "set_everywhere", "OverrideError"]
+__all__ = ["CollageEngine", "png_text", "parse_set", "apply_set", "set_everywhere", "OverrideError", "workflow_paths"]
 
 def png_text(ctx) -> dict[str, str]:
     """The ``{"prompt": API JSON, "workflow": UI JSON}`` text chunks for the run a node is part of.
@@ -42,6 +42,21 @@ class CollageEngine(Engine):
         if ui is not None:
             extra["workflow"] = ui
         return super().run(workflow, targets, prompt_id=prompt_id, extra=extra)
+
+
+def workflow_paths(workflow: str | None = None):
+    """The file rules of a workflow run on the user's own machine (:class:`collage_engine.PathPolicy`, open): any
+    path; a relative one is looked up next to the workflow file (when it is one), then in the working folder, and
+    an error lists both places. Embedded model names pass as they are."""
+    import os
+
+    from collage_engine import PathPolicy
+
+    from .model import is_model_name, model_names_hint
+
+    folders = ([os.path.dirname(os.path.abspath(workflow))] if isinstance(workflow, (str, os.PathLike)) else []) \
+        + [os.getcwd()]
+    return PathPolicy(folders, known_name=is_model_name, names_hint=model_names_hint)
 
 
 # ------------------------------------------------------------------------------------------------ overrides
