@@ -141,3 +141,58 @@ def test_deep_and_huge_junk():
     ]
     for prompt in cases:
         check(prompt)
+
+
+# ------------------------------------------------------------------------- probe cases: paths and memory budgets
+_SEGMENTS = st.sampled_from(["..", ".", "", "a.txt", "sub", "link", "out.txt", "/", "\\", "C:", "~", "%2e%2e",
+                             "\x00", "a.txt/..", "/etc/passwd", "...", "sub/../.."])
+
+
+def _confined_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("confined")
+    (root / "in" / "sub").mkdir(parents=True)
+    (root / "in" / "a.txt").write_text("inside")
+    (root / "in" / "sub" / "a.txt").write_text("inside too")
+    (root / "out.txt").write_text("OUTSIDE")
+    (root / "in" / "link").symlink_to(root)
+    (root / "in" / "out.txt").symlink_to(root / "out.txt")
+    return root
+
+
+def test_a_confined_policy_never_resolves_outside_its_folder(tmp_path_factory):
+    import os
+
+    from collage_engine import PathPolicy, PathRefusedError
+
+    root = _confined_tree(tmp_path_factory)
+    policy = PathPolicy({"input": [str(root / "in")]}, confined=True)
+    inside = os.path.realpath(root / "in") + os.sep
+
+    @FUZZ
+    @given(st.lists(_SEGMENTS, min_size=1, max_size=6), st.sampled_from(["/", "\\"]))
+    def check(parts, sep):
+        name = sep.join(parts)
+        try:
+            path = policy.resolve(name, "input")
+        except PathRefusedError as e:
+            event("refused")
+            assert str(root) not in str(e).replace(repr(name), "")
+            return
+        event("resolved")
+        assert path == "" or os.path.realpath(path).startswith(inside), (name, path)
+
+    check()
+
+
+def test_budgeted_runs_of_random_workflows_never_raise():
+    engine = Engine(REG, host_budget=1 << 20, max_memory=1 << 16)
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(min_value=0, max_value=2 ** 16))
+    def check(seed):
+        wf = copy.deepcopy(TEMPLATE)
+        wf["1"]["inputs"]["seed"] = seed
+        r = engine.run(wf)
+        assert r.status in STATUSES
+
+    check()
