@@ -219,7 +219,7 @@ EXIT_INVALID = 1  # invalid workflow or failed node
 def _add_workflow_args(p: argparse.ArgumentParser) -> None:
     from collage_nodes.base import DEVICES
 
-    p.add_argument("workflow", help="workflow JSON file (ComfyUI API or UI format)")
+    p.add_argument("workflow", help="workflow JSON file (ComfyUI API or UI format); - reads it from standard input")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
                    help="change an input before running; NODE is a node id or title, VALUE is JSON if it parses "
                         "(7, 0.5, true, \"text\") else a string; repeatable")
@@ -288,8 +288,11 @@ def _prepare(args: argparse.Namespace):
 
     reg = collage_nodes.registry()
     try:
-        with open(args.workflow, encoding="utf-8") as f:
-            raw = json.load(f)
+        if args.workflow == "-":  # the workflow on standard input (paths in it are relative to the working folder)
+            raw = json.load(sys.stdin)
+        else:
+            with open(args.workflow, encoding="utf-8") as f:
+                raw = json.load(f)
         api, meta = load_workflow(raw, reg)
     except (OSError, ValueError, RecursionError, WorkflowError) as e:
         raise _Invalid(f"cannot read workflow {args.workflow}: {e}") from None
@@ -391,13 +394,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {_where(e.get('node_id'), e.get('node_type'), titles)} failed: {msg}", file=sys.stderr)
         if args.verbose:
             print("".join(e.get("traceback") or []), file=sys.stderr)
+        written = _written(res)
+        if written:  # say so: these files are from a run that did not finish
+            print(f"note: the run is incomplete; {len(written)} file(s) were written before the failure:",
+                  file=sys.stderr)
+            for path in written:
+                print(f"  {path}", file=sys.stderr)
         return EXIT_INVALID
-    for out in res.ui.values():
-        for item in out.get("images", []) + out.get("latents", []):
-            if isinstance(item, dict) and item.get("path"):
-                print(item["path"])
+    for path in _written(res):
+        print(path)
     print(f"done: {len(res.executed)} node(s) run in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return 0
+
+
+def _written(res) -> list[str]:
+    """The files the savers of a run wrote (from their ``ui``)."""
+    return [item["path"] for out in res.ui.values() for item in out.get("images", []) + out.get("latents", [])
+            if isinstance(item, dict) and item.get("path")]
 
 
 def _cmd_nodes(args: argparse.Namespace) -> int:
@@ -412,10 +425,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neural-collage", description="Spatially controllable image synthesis "
                                      "with class-conditional GANs: workflows, training and evaluation.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging and tracebacks")
+    parser.add_argument("--version", action="version", version=f"neural-collage {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in _COMMANDS:
         add(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("neural-collage")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        from collage_core import __version__
+
+        return f"{__version__} (not installed)"
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:

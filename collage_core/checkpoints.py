@@ -72,6 +72,28 @@ def read_native(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[
     return tensors, info
 
 
+def read_info(path: str | os.PathLike, kind: str = "generator") -> dict[str, Any] | None:
+    """A native checkpoint's header metadata (``kind``, ``config``, ``class_names``...) without reading its weights,
+    for an embedded name or a ``.safetensors`` file; None for anything else (``.npz`` snapshots, unreadable files).
+    Cheap: workflows are checked against it before they run."""
+    from safetensors import safe_open
+
+    try:
+        p = _resolve(path, kind)
+        if p.suffix != ".safetensors":
+            return None
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+        info = json.loads(meta[FORMAT_KEY])
+    except Exception:  # noqa: BLE001 - no information is not an error here: loading reports it
+        return None
+    if not isinstance(info, dict):
+        return None
+    info["path"] = str(p)
+    info["nbytes"] = p.stat().st_size
+    return info
+
+
 # ---------------------------------------------------------------------------------- architecture inference
 def _block_ids(keys, pattern: str) -> list[int]:
     ids = sorted({int(m.group(1)) for k in keys if (m := re.match(pattern, k))})

@@ -49,9 +49,7 @@ def crop_photo(photo: np.ndarray, resolution: int, mask: np.ndarray | None = Non
     """
     h, w = photo.shape[:2]
     if mask is not None:
-        m = _mask01(mask)
-        if m.shape != (h, w):
-            raise ValueError(f"the mask is {m.shape[1]}x{m.shape[0]} but the photo is {w}x{h}")
+        m = fit_mask(_mask01(mask), (h, w))
         box = square_box((h, w), mask_bbox(m), margin)
     else:
         side = min(h, w)
@@ -126,9 +124,7 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, box: Box | CropInfo, mask:
                              f"{box.photo_size[1]}x{box.photo_size[0]} photo")
         box = box.box
     h, w = photo.shape[:2]
-    m = _mask01(mask)
-    if m.shape != (h, w):
-        raise ValueError(f"the mask is {m.shape[1]}x{m.shape[0]} but the photo is {w}x{h}")
+    m = fit_mask(_mask01(mask), (h, w))
     if not m.any():
         raise ValueError("the mask is empty: nothing to paste")
     interp = cv2.INTER_CUBIC if box.size > edited.shape[0] else cv2.INTER_AREA
@@ -152,6 +148,30 @@ def paste_back(photo: np.ndarray, edited: np.ndarray, box: Box | CropInfo, mask:
     out = photo.astype(np.float32) * (1 - a) + src.astype(np.float32) * a
     out = np.where(a > 0, np.clip(np.round(out), 0, 255), photo).astype(photo.dtype)
     return out
+
+
+class MaskSizeError(ValueError):
+    """A mask whose shape cannot be fitted to the photo (another aspect ratio); ``needed`` is the photo's (W, H)."""
+
+    argument = "mask"
+
+    def __init__(self, message: str, needed: tuple[int, int]) -> None:
+        super().__init__(message)
+        self.needed = needed
+
+
+def fit_mask(m: np.ndarray, size: tuple[int, int], tolerance: float = 0.02) -> np.ndarray:
+    """A float mask ``m`` (h, w) at ``size`` (H, W): as is, or resized (bilinear) when its aspect ratio is the
+    photo's within ``tolerance`` — so masks drawn in fractions of a picture (the parametric masks), or at another
+    resolution, fit any photo. Another aspect ratio is a :class:`MaskSizeError`: stretching would move the region."""
+    h, w = size
+    if m.shape == (h, w):
+        return m
+    mh, mw = m.shape
+    if abs(mw / mh - w / h) > tolerance * (w / h):
+        raise MaskSizeError(f"the mask is {mw}x{mh} but the photo is {w}x{h}: another aspect ratio (make the mask "
+                            f"{w}x{h})", (w, h))
+    return cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _mask01(mask: np.ndarray) -> np.ndarray:

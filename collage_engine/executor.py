@@ -230,8 +230,8 @@ class Engine:
         v = validate(prompt, self.registry, targets)
         if refused:
             self._add_path_errors(v, refused)
-        if v.ok and self.max_memory:
-            self._check_memory_plan(v)
+        if v.ok:
+            self._check_plan(v)
         return v
 
     def _resolve_paths(self, prompt: dict) -> dict:
@@ -276,9 +276,21 @@ class Engine:
                        "details": f"{len(refused)} file input(s) name no usable file", "extra_info": {}}
         v.order = []
 
-    def _check_memory_plan(self, v: Validation) -> None:
-        over = plan_memory(v.order, v.nodes, self.instance, self.max_memory)
-        if over is None:
+    def _check_plan(self, v: Validation) -> None:
+        """What the nodes' estimates show before running: mistakes in inputs (as node errors) and a run that would
+        pass the memory budget."""
+        mistakes: list = []
+        over = plan_memory(v.order, v.nodes, self.instance, self.max_memory or None, mistakes)
+        for nid, e in mistakes:
+            v.node_errors.setdefault(nid, {"class_type": v.nodes[nid].cls.name, "dependent_outputs": list(v.targets),
+                                           "errors": []})["errors"].append(
+                {"type": "value_not_valid", "message": e.message, "details": e.hint or e.message,
+                 "extra_info": {"input_name": e.input_name}})
+        if mistakes:
+            v.error = {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                       "details": f"{len(mistakes)} input(s) do not fit what they are connected to", "extra_info": {}}
+            v.order = []
+        if over is None or mistakes:
             return
         nid = over["node"]
         v.node_errors[nid] = {"class_type": v.nodes[nid].cls.name, "dependent_outputs": list(v.targets), "errors": [

@@ -16,19 +16,24 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from .errors import NodeInputError
 
 __all__ = ["Estimate", "MemoryBudgetError", "default_max_memory", "format_bytes", "plan_memory"]
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """The size of one node output: a tensor ``shape`` of ``itemsize``-byte elements (``device`` for display)."""
+    """What is known of one node output before running: its size (a tensor ``shape`` of ``itemsize``-byte elements)
+    and ``info``, anything a node wants its consumers to know (e.g. a model's labels, so that a class name can be
+    checked before anything runs)."""
 
     shape: tuple[int, ...]
     itemsize: int = 4
     device: str = "cpu"
+    info: Any = field(default=None, compare=False)
 
     @property
     def nbytes(self) -> int:
@@ -71,13 +76,16 @@ def default_max_memory(fraction: float = 0.5) -> int | None:
     return int(free * fraction) if free else None
 
 
-def plan_memory(order: Sequence[str], nodes: dict[str, Any], instance: Any, budget: int) -> dict | None:
-    """Walk ``order`` (validated nodes) with their estimates; None if the run fits ``budget``, else the first
-    node that does not fit: ``{"node": id, "input_name": ..., "output_bytes": ..., "live_bytes": ..., "message"}``.
+def plan_memory(order: Sequence[str], nodes: dict[str, Any], instance: Any, budget: int | None,
+                mistakes: list | None = None) -> dict | None:
+    """Walk ``order`` (validated nodes) with their estimates; None if the run fits ``budget`` (None: no budget),
+    else the first node that does not fit: ``{"node": id, "output_bytes": ..., "live_bytes": ..., "message"}``.
 
     ``instance(cls)`` gives a node class's instance (whose :meth:`estimate` is asked). Outputs of a node live
-    until its last consumer ran, as in the executor; unknown estimates count as zero.
+    until its last consumer ran, as in the executor; unknown estimates count as zero. A
+    :class:`~collage_engine.NodeInputError` raised by an estimate is appended to ``mistakes`` as ``(node id, error)``.
     """
+    mistakes = mistakes if mistakes is not None else []
     estimates: dict[str, tuple[Estimate | None, ...]] = {}
     last_use: dict[str, int] = {}
     for i, nid in enumerate(order):
@@ -92,13 +100,16 @@ def plan_memory(order: Sequence[str], nodes: dict[str, Any], instance: Any, budg
             args[name] = outs[idx] if idx < len(outs) else None
         try:
             est = instance(node.cls).estimate(**args)
+        except NodeInputError as e:  # a mistake the estimates show (e.g. a class the model does not have)
+            mistakes.append((nid, e))
+            est = None
         except Exception:  # noqa: BLE001 - an estimate is advice; the run-time checks still apply
             est = None
         est = tuple(e if isinstance(e, Estimate) else None for e in (est or ()))
         estimates[nid] = est
-        size = sum(e.nbytes for e in est if e is not None)
+        size = sum(e.nbytes for e in est if e is not None and e.device == "cpu")  # host memory only
         held = sum(live.values())
-        if held + size > budget:
+        if budget is not None and held + size > budget:
             held_text = f" (with {format_bytes(held)} of earlier results still needed)" if held else ""
             return {"node": nid, "output_bytes": size, "live_bytes": held + size,
                     "message": f"its output would take about {format_bytes(size)}{held_text}, over the memory "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from collage_engine import NodeInputError
 
@@ -35,6 +36,47 @@ DEVICES = ["auto", "cpu", "cuda", "mps"]
 OUTPUT_DIR_INPUT = "output_dir"
 
 
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a workflow can know of a generator before loading it (from the checkpoint header): carried as the
+    ``info`` of its outputs' estimates, so class names and layer indices are checked before anything runs."""
+
+    class_names: tuple[str, ...]
+    resolution: int
+    dim_z: int
+    n_map_layers: int
+
+    @classmethod
+    def read(cls, model: object) -> ModelFacts | None:
+        from collage_core.checkpoints import read_info
+        from collage_core.config import GeneratorConfig
+
+        info = read_info(model, "generator") if isinstance(model, str) and model else None
+        if not info or info.get("kind") != "generator":
+            return None
+        try:
+            cfg = GeneratorConfig.from_dict(info["config"])
+            names = info.get("class_names") or [str(i) for i in range(cfg.n_classes)]
+            return cls(tuple(names), cfg.resolution, cfg.dim_z, cfg.n_map_layers)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def check_class(self, value: object, input_name: str) -> int:
+        """The class id ``value`` names; :class:`InputError` naming ``input_name`` and the valid names if none."""
+        from collage_core.collage import class_index
+
+        try:
+            return class_index(self.class_names, value)  # type: ignore[arg-type]
+        except (ValueError, TypeError) as e:
+            raise InputError(input_name, str(e)) from None
+
+
+def facts_of(estimate: object) -> ModelFacts | None:
+    """The :class:`ModelFacts` an upstream estimate carries, if any."""
+    info = getattr(estimate, "info", None)
+    return info if isinstance(info, ModelFacts) else None
+
+
 #: A bad value of one node input (the engine's one user-error type; the message names the input).
 InputError = NodeInputError
 
@@ -51,6 +93,18 @@ def blame(input_name: str, *others: str) -> Iterator[None]:
     except (ValueError, OSError) as e:
         arg = getattr(e, "argument", None)
         raise InputError(arg if arg in (input_name, *others) else input_name, str(e)) from None
+
+
+def source_of(ctx, input_name: str) -> str | None:
+    """``node ID ('Title')`` of the node whose output feeds ``input_name`` of the running node, when known."""
+    entry = (ctx.prompt or {}).get(ctx.node_id) if getattr(ctx, "prompt", None) else None
+    link = (entry or {}).get("inputs", {}).get(input_name) if isinstance(entry, dict) else None
+    if not (isinstance(link, list) and len(link) == 2):
+        return None
+    src = (ctx.prompt or {}).get(str(link[0]))
+    title = (src.get("_meta") or {}).get("title") if isinstance(src, dict) else None
+    kind = src.get("class_type") if isinstance(src, dict) else None
+    return f"node {link[0]}" + (f" ({kind}{f' {title!r}' if title else ''})" if kind else "")
 
 
 def require(value: object, input_name: str, what: str) -> None:

@@ -12,9 +12,9 @@ from collage_core.collage import (
     sweep_layer_ranges,
     sweep_strengths,
 )
-from collage_engine import Combo, Float, Input, Int, Node, Output, String
+from collage_engine import Combo, Estimate, Float, Input, Int, Node, Output, String
 
-from .base import CATEGORY, CLASS_MAP, CLASS_SPEC, GENERATOR, MASK, InputError, blame
+from .base import CATEGORY, CLASS_MAP, CLASS_SPEC, GENERATOR, MASK, InputError, blame, facts_of
 
 CAT = f"{CATEGORY}/class"
 MAX_LAYER = 15
@@ -28,6 +28,15 @@ def _class_input(name: str, default: str, what: str) -> Input:
                                              f"class id (e.g. 0).")
 
 
+def _painted(class_map, class_name, variants: int):
+    """Estimate of a painted class map: the class name checked against the model's labels."""
+    facts = facts_of(class_map)
+    if facts is None:
+        return None
+    facts.check_class(class_name, "class_name")
+    return (Estimate((class_map.shape[0] * variants, *class_map.shape[1:]), 4, class_map.device, info=facts),)
+
+
 class ClassSelect(Node):
     """Choose a class of the model by name or id, for plain class-conditional generation."""
 
@@ -36,6 +45,13 @@ class ClassSelect(Node):
     inputs = [Input("generator", GENERATOR, description="The model whose labels are looked up."),
               _class_input("class_name", "dog", "The class")]
     outputs = [Output("classes", CLASS_SPEC, "The class id (one variant).")]
+
+    def estimate(self, generator=None, class_name=None):
+        facts = facts_of(generator)
+        if facts is None:
+            return None
+        facts.check_class(class_name, "class_name")
+        return (Estimate((1,), 8, info=facts),)
 
     def run(self, ctx, generator, class_name):
         with blame("class_name"):
@@ -59,6 +75,20 @@ class ClassMap(Node):
               description="If connected (e.g. the class Project Image found), it replaces base_class."),
     ]
     outputs = [Output("class_map", CLASS_MAP, "A one-class map at the model's resolution, on its device.")]
+
+    def estimate(self, generator=None, base_class=None, layer_start=0, layer_end=-1, base=None):
+        facts = facts_of(generator)
+        if facts is None:
+            return None
+        if base is None:
+            facts.check_class(base_class, "base_class")
+        last = facts.n_map_layers - 1
+        for name, value in (("layer_start", layer_start), ("layer_end", layer_end)):
+            if isinstance(value, int) and value > last:
+                raise InputError(name, f"{value} is past the model's last sCBN layer ({last}; it has "
+                                       f"{facts.n_map_layers}: two per block)")
+        r = facts.resolution
+        return (Estimate((1, len(facts.class_names), r, r), 4, generator.device, info=facts),)
 
     def run(self, ctx, generator, base_class, layer_start, layer_end, base=None):
         if base is not None:
@@ -86,6 +116,9 @@ class PaintClass(Node):
     ]
     outputs = [Output("class_map", CLASS_MAP, "The painted map.")]
 
+    def estimate(self, class_map=None, mask=None, class_name=None, **_):
+        return _painted(class_map, class_name, 1)
+
     def run(self, ctx, class_map, mask, class_name, strength):
         with blame("mask", "class_name", "strength"):
             return (paint_class(class_map, mask, class_name, [strength]),)
@@ -107,6 +140,9 @@ class PaintClassSweep(Node):
         Int("steps", 5, min=1, max=64, description="Number of strengths, evenly spaced, both ends included."),
     ]
     outputs = [Output("class_map", CLASS_MAP, "The map variants (input variants x steps, strength varying fastest).")]
+
+    def estimate(self, class_map=None, mask=None, class_name=None, steps=1, **_):
+        return _painted(class_map, class_name, steps if isinstance(steps, int) else 1)
 
     def run(self, ctx, class_map, mask, class_name, start, end, steps):
         with blame("steps", "start", "end"):

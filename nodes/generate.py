@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from collage_core.collage import COMBINE_MODES, synthesize_collage
 from collage_core.images import to_image
-from collage_engine import Combo, Input, Node, Output
+from collage_engine import Combo, Estimate, Input, Node, Output
 
-from .base import CATEGORY, CLASS_MAP, CLASS_SPEC, FEATURE_BLEND, GENERATOR, IMAGE, LATENT_Z, InputError, blame
+from .base import (
+    CATEGORY,
+    CLASS_MAP,
+    CLASS_SPEC,
+    FEATURE_BLEND,
+    GENERATOR,
+    IMAGE,
+    LATENT_Z,
+    InputError,
+    blame,
+    facts_of,
+)
 
 COMBINE = list(COMBINE_MODES)
 
@@ -29,6 +40,14 @@ class Generate(Node):
                           "latents, columns = variants)."),
     ]
     outputs = [Output("images", IMAGE, "Images (N, H, W, 3) float32 in [0, 1], on the generator's device.")]
+
+    def estimate(self, generator=None, z=None, classes=None, class_map=None, combine="pairwise", **_):
+        facts, spec = facts_of(generator), class_map if class_map is not None else classes
+        if facts is None or z is None or spec is None:
+            return None
+        n, v = z.shape[0], spec.shape[0]
+        rows = n * v if combine == "grid" else max(n, v)
+        return (Estimate((rows, facts.resolution, facts.resolution, 3), 4, z.device),)
 
     def run(self, ctx, generator, z, classes=None, class_map=None, feature_blend=None, combine="pairwise"):
         if (classes is None) == (class_map is None):

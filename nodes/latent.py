@@ -7,9 +7,19 @@ import os
 import torch
 
 from collage_core.latents import load_latent, sample_z, save_latent
-from collage_engine import Float, Input, Int, Node, NodeOutput, Output, String
+from collage_engine import Estimate, Float, Input, Int, Node, NodeOutput, Output, String
 
-from .base import CATEGORY, GENERATOR, LATENT_Z, OUTPUT_DIR_INPUT, InputError, blame, missing_file, next_free_name
+from .base import (
+    CATEGORY,
+    GENERATOR,
+    LATENT_Z,
+    OUTPUT_DIR_INPUT,
+    InputError,
+    blame,
+    facts_of,
+    missing_file,
+    next_free_name,
+)
 
 CAT = f"{CATEGORY}/latent"
 
@@ -30,6 +40,10 @@ class SampleZ(Node):
                           "more typical, less varied images); 0 turns it off."),
     ]
     outputs = [Output("z", LATENT_Z, "Latents (batch, dim_z), float32, on the generator's device.")]
+
+    def estimate(self, generator=None, batch=1, **_):
+        facts = facts_of(generator)
+        return None if facts is None else (Estimate((batch, facts.dim_z), 4, generator.device, info=facts),)
 
     def run(self, ctx, generator, seed, batch, truncation):
         with blame("truncation"):

@@ -8,9 +8,9 @@ import torch
 
 from collage_core import load_generator
 from collage_core.models import embedded_model_path, list_embedded_models
-from collage_engine import Combo, Node, Output, String, file_fingerprint
+from collage_engine import Combo, Estimate, Node, Output, String, file_fingerprint
 
-from .base import CATEGORY, DEVICES, GENERATOR, blame
+from .base import CATEGORY, DEVICES, GENERATOR, ModelFacts, blame
 
 DTYPES = ["float32", "bfloat16", "float16"]
 
@@ -81,6 +81,15 @@ class LoadGenerator(Node):
     def fingerprint(self, model=None, **_):
         path = model_file(model) if isinstance(model, str) else None
         return file_fingerprint(path) if path else None
+
+    def estimate(self, model=None, device="auto", dtype="float32", **_):
+        facts = ModelFacts.read(model)
+        if facts is None:
+            return None
+        path = model_file(model)
+        size = os.path.getsize(path) if path else 0
+        on_host = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+        return (Estimate((size * (2 if dtype == "float32" else 1),), 1, "cpu" if on_host else "cuda", info=facts),)
 
     def run(self, ctx, model, device, dtype):
         with blame("device"):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import torch
 
 from collage_core import load_discriminator
 from collage_core.collage import ClassSpec
-from collage_core.crop import CropInfo, crop_photo, paste_back
+from collage_core.crop import CropInfo, MaskSizeError, crop_photo, paste_back
 from collage_core.encoder import load_encoder
 from collage_core.images import image_to_uint8
 from collage_core.poisson import poisson_composite
@@ -28,6 +29,7 @@ from .base import (
     MASK,
     InputError,
     blame,
+    source_of,
 )
 from .model import DTYPES, resolve_device
 
@@ -59,6 +61,17 @@ def _checkpoint(model: object, kind: str) -> str | None:
     if found is not None:
         return str(found)
     return model if model and os.path.isfile(model) else None
+
+
+@contextmanager
+def _mask_size_hint(ctx):
+    """A mask that cannot fit the photo: say which node made it and what size it must have."""
+    try:
+        yield
+    except MaskSizeError as e:
+        src = source_of(ctx, "mask")
+        raise InputError("mask", str(e), f"set the width and height of {src} to {e.needed[0]} x {e.needed[1]}"
+                         if src else None) from None
 
 
 class LoadDiscriminator(Node):
@@ -141,7 +154,7 @@ class CropToModel(Node):
     def run(self, ctx, photo, generator, mask=None, margin=0.25):
         photo = _one_image(photo, "photo")
         m = _one_mask(mask, "mask")
-        with blame("mask", "margin"):
+        with blame("mask", "margin"), _mask_size_hint(ctx):
             crop, mcrop, info = crop_photo(image_to_uint8(photo)[0], generator.resolution,
                                            None if m is None else m.cpu().numpy(), margin)
         dev = generator.device
@@ -238,7 +251,7 @@ class PasteBack(Node):
         m = _one_mask(mask, "mask")
         if not isinstance(crop, CropInfo):
             raise InputError("crop", "connect the crop output of Crop to Model")
-        with blame("mask", "method", "edited"):
+        with blame("mask", "method", "edited"), _mask_size_hint(ctx):
             out = paste_back(image_to_uint8(photo)[0], image_to_uint8(edited)[0], crop, m.cpu().numpy(),
                              method=method, feather=feather)
         return (torch.from_numpy(out).float().div(255.0)[None].to(photo.device),)

@@ -54,8 +54,8 @@ def workflow_paths(workflow: str | None = None):
 
     from .model import is_model_name, model_names_hint
 
-    folders = ([os.path.dirname(os.path.abspath(workflow))] if isinstance(workflow, (str, os.PathLike)) else []) \
-        + [os.getcwd()]
+    is_file = isinstance(workflow, (str, os.PathLike)) and str(workflow) != "-"  # "-": standard input
+    folders = ([os.path.dirname(os.path.abspath(workflow))] if is_file else []) + [os.getcwd()]
     return PathPolicy(folders, known_name=is_model_name, names_hint=model_names_hint)
 
 

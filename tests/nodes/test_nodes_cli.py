@@ -99,13 +99,32 @@ def test_validate_reports_every_error_with_node_and_input(tmp_path, capsys):
     assert "input 'seed'" in capsys.readouterr().err
 
 
-def test_run_reports_a_failing_node(tmp_path, capsys):
-    code = main(["run", str(WORKFLOWS / "class_collage.json"), "--set", TINY_SET, "--set", "8.class_name=giraffe",
-                 "--out", str(tmp_path), "-q"])
+def test_a_class_the_model_lacks_is_refused_before_running(tmp_path, capsys):
+    """Validation reads the model's labels from the checkpoint header: a misspelled class stops the run before
+    anything is written, naming the node, the input and the valid names."""
+    for cmd in ("validate", "run"):
+        code = main([cmd, str(WORKFLOWS / "class_collage.json"), "--set", TINY_SET, "--set", "8.class_name=tigre",
+                     "--out", str(tmp_path)] + (["-q"] if cmd == "run" else []))
+        err = capsys.readouterr().err
+        assert code == 1 and "Traceback" not in err
+        assert ("node 8 (PaintClass 'Paint cat'), input 'class_name': unknown class name 'tigre'; the model's "
+                "classes are: dog, cat, tiger,") in err
+    assert not list(tmp_path.rglob("*.png"))
+
+
+def test_run_reports_a_failing_node_and_what_it_wrote(tmp_path, capsys):
+    import numpy as np
+
+    wf = api("class_collage")
+    z = tmp_path / "z.npy"
+    np.save(z, np.zeros((1, 3), np.float32))  # the tiny model's z has another size: fails when Load z runs
+    wf["2"] = {"class_type": "LoadZ", "inputs": {"generator": ["1", 0], "path": str(z)}, "_meta": {"title": "z"}}
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(wf))
+    code = main(["run", str(path), "--set", TINY_SET, "--out", str(tmp_path / "out"), "-q"])
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
-    assert ("error: node 8 (PaintClass 'Paint cat') failed: input 'class_name': unknown class name 'giraffe'; the "
-            "model's classes are: dog, cat,") in err
+    assert "error: node 2 (LoadZ 'z') failed: input 'path':" in err
 
 
 def test_command_line_mistakes(tmp_path, capsys):
