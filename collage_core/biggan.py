@@ -61,7 +61,7 @@ PRESET_LAYERS: dict[int, tuple[tuple[bool, int, int], ...]] = {
                          (True, 2, 1), (False, 1, 1), (True, 1, 1)),
 }
 DEFAULT_TRUNCATION = 0.4
-_Emb = dict[int, tuple[torch.Tensor, torch.Tensor]]
+_Emb = dict[Any, Any]  # id(condition) -> (embedding, BN part); ('ones', id) -> map with a ones channel
 
 
 @dataclass(frozen=True)
@@ -485,11 +485,15 @@ class BigGANGenerator(nn.Module):
         qb = ae[:, 1] - m * qs
         both = torch.cat([qs, qb], 1).t()  # (2C, K')
         nn_, k, h, w = cond.weights.shape
-        maps = torch.matmul(both, cond.weights.reshape(nn_, k, h * w)).view(nn_, 2, -1, h, w)
         vs = r * (1 + az[:, :, 0])  # (S, N, C): the z part
         vb = az[:, :, 1] - m * vs
-        if s == 1:
-            maps[:, 0] += vs[0, :, :, None, None]
-            maps[:, 1] += vb[0, :, :, None, None]
+        if s == 1:  # the z part as one more "class" whose weight is 1 everywhere: one product gives scale and shift
+            key = ("ones", id(cond))
+            if key not in emb:
+                emb[key] = torch.cat([cond.weights.reshape(nn_, k, h * w),  # type: ignore[assignment]
+                                      cond.weights.new_ones(nn_, 1, h * w)], 1)
+            a = torch.cat([both.expand(nn_, -1, -1), torch.cat([vs[0], vb[0]], 1)[:, :, None]], 2)
+            maps = torch.bmm(a, emb[key]).view(nn_, 2, -1, h, w)  # type: ignore[arg-type]
             return _Affine(maps[:, 0], maps[:, 1], 1)
+        maps = torch.matmul(both, cond.weights.reshape(nn_, k, h * w)).view(nn_, 2, -1, h, w)
         return _Affine(maps[None, :, 0] + vs[..., None, None], maps[None, :, 1] + vb[..., None, None], s)
