@@ -258,3 +258,15 @@ def test_hf_names_need_the_extra(caches, monkeypatch):
     with pytest.raises(CheckpointError, match=r"neural-collage\[hf\]"):
         load_generator("hf:someone/BigGAN-deep-128")
     assert biggan_io.is_biggan_name("hf:osanseviero/BigGAN-deep-128") and not biggan_io.is_biggan_name("hf:x")
+
+
+def test_convert_command_writes_a_native_file(ref_folder, tmp_path):
+    from collage_app.cli import main
+
+    _, folder = ref_folder
+    out = tmp_path / "g.safetensors"
+    assert main(["convert", str(folder), str(out)]) == 0
+    z = torch.randn(1, 128)
+    want = load_generator(str(folder)).synthesize(z, classes=9)
+    assert torch.equal(load_generator(out).synthesize(z, classes=9), want)
+    assert main(["convert", str(tmp_path / "nothing"), str(out)]) == 2
