@@ -11,6 +11,7 @@ Sub-commands::
     neural-collage export RUN_DIR MODEL_DIR    # write a trained run's EMA generator + discriminator
     neural-collage train-encoder --out DIR     # train an encoder (picture -> latent) that starts projection
     neural-collage eval MODEL --data DIR       # quality report of a generator
+    neural-collage convert MODEL OUT.safetensors  # any loadable generator (e.g. a BigGAN folder) as our safetensors
 
 User errors (bad workflow, missing file, bad argument) print one clear message and exit with status 2 (or 1 for
 a failed run); no traceback.
@@ -455,8 +456,30 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="write any loadable generator as this project's .safetensors",
+                       description="Load a generator (a BigGAN folder with config.json + pytorch_model.bin, "
+                                   "biggan-deep-128/256/512, hf:owner/repo, an original .npz, ...) and write it as "
+                                   "one native .safetensors file (config and class names in its header).")
+    p.add_argument("model", help="what Load Generator accepts")
+    p.add_argument("out", help="the .safetensors file to write")
+    p.add_argument("--fp16", action="store_true", help="store float16 weights (default: float32, exact)")
+    p.set_defaults(func=_cmd_convert)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import torch
+
+    from collage_core import load_generator, save_generator
+
+    G = load_generator(args.model)
+    path = save_generator(G, args.out, dtype=torch.float16 if args.fp16 else None)
+    print(f"wrote {path} ({type(G).__name__}, {G.resolution} px, {G.config.n_classes} classes)")
+    return 0
+
+
 _COMMANDS = [_add_run, _add_validate, _add_map, _add_nodes, _add_data, _add_train, _add_export, _add_train_encoder,
-             _add_eval, _add_serve]
+             _add_eval, _add_serve, _add_convert]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

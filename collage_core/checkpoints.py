@@ -201,10 +201,18 @@ def load_state(module: torch.nn.Module, state: Mapping[str, Any], source: str,
 # ------------------------------------------------------------------------------------------- public API
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
                    dtype: torch.dtype | str | None = None) -> Generator:
-    """A generator from an original ``.npz`` snapshot, a native ``.safetensors`` file, or an embedded name.
+    """A generator from an original ``.npz`` snapshot, a native ``.safetensors`` file, or an embedded name; or a
+    BigGAN-deep: a reference folder (``config.json`` + ``pytorch_model.bin``), ``biggan-deep-128/256/512`` or
+    ``hf:owner/repo`` (see :mod:`collage_core.biggan_io`).
 
     The model is returned in eval mode with gradients off for its parameters (latents can still require grad).
     """
+    from . import biggan_io
+
+    if biggan_io.is_reference_folder(path):  # a BigGAN folder (config.json + pytorch_model.bin)
+        return _finish(biggan_io.load_reference(path), device, dtype)
+    if isinstance(path, str) and biggan_io.is_biggan_name(path):  # biggan-deep-256, hf:owner/repo
+        path = biggan_io.resolve(path)
     path = _resolve(path, "generator")
     if path.suffix == ".npz":
         state = read_npz(path)
@@ -216,8 +224,11 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
         tensors, info = read_native(path)
         if info.get("kind") != "generator":
             raise CheckpointError(f"{path} holds a {info.get('kind')!r}, not a generator")
-        cfg = GeneratorConfig.from_dict(info["config"])
-        G = Generator(cfg, class_names=info.get("class_names"))
+        if info["config"].get("family") == "biggan-deep":
+            from .biggan import BigGANConfig, BigGANGenerator
+            G = BigGANGenerator(BigGANConfig.from_dict(info["config"]), class_names=info.get("class_names"))
+        else:
+            G = Generator(GeneratorConfig.from_dict(info["config"]), class_names=info.get("class_names"))
         load_state(G, tensors, str(path))
         G.provenance = dict(info.get("provenance") or {})
     return _finish(G, device, dtype)
@@ -302,5 +313,6 @@ def _resolve(path, kind: str) -> Path:
         raise CheckpointError(f"{p}: unknown checkpoint type {p.suffix!r} (expected .npz or .safetensors)")
     from .models import list_embedded_models
     names = ", ".join(list_embedded_models()) or "none installed"
+    extra = ", or a BigGAN folder / biggan-deep-128/256/512 / hf:owner/repo" if kind == "generator" else ""
     raise CheckpointError(f"no {kind} checkpoint {str(path)!r}: not a .npz/.safetensors file and not an embedded "
-                          f"model name (embedded: {names})")
+                          f"model name (embedded: {names}){extra}")

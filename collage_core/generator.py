@@ -206,9 +206,12 @@ class Generator(nn.Module):
                    zs: Sequence[ArrayLike] | None = None,
                    blends: Sequence[ArrayLike | None] | Mapping[int, ArrayLike] | None = None,
                    map_layers: Iterable[int] | slice | None = None,
-                   map_resize: str = "bilinear",
+                   map_resize: str = "bilinear", truncation: float | None = None,
                    record: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Generate images ``(N, 3, R, R)`` in [-1, 1].
+
+        ``truncation`` (in (0, 1], default 1.0) is accepted for the API shared with BigGAN and ignored: this family
+        has no truncation-dependent statistics (truncate the latents instead, :func:`collage_core.latents.sample_z`).
 
         Latents: ``z`` (N, dim_z), or ``zs`` = S latents for feature blending.
 
@@ -226,6 +229,8 @@ class Generator(nn.Module):
         head, point b the output of block b+1), each None or ``(N, H_b, W_b, S+1)`` weights over
         [zs[0], ..., zs[S-1], generated stream], or a dict {point: weights}. Batch-1 inputs broadcast to N.
         """
+        if truncation is not None and not 0.0 < float(truncation) <= 1.0:
+            raise ValueError(f"truncation must be in (0, 1], got {truncation}")
         if zs is None:
             if z is None:
                 raise ValueError("give z (N, dim_z) or zs (a list of latents)")

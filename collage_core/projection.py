@@ -192,6 +192,8 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
     n = len(cands)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     z0 = torch.randn(n, G.config.dim_z, generator=gen)
+    if getattr(G, "truncation", None) is not None:  # BigGAN: its latents are psi * (truncated) normal
+        z0 = z0.clamp(-2, 2) * float(G.truncation)
     tfeat = None
     if D is not None:
         with torch.no_grad():

@@ -43,6 +43,11 @@ def _inside(path: str, folder: str) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
+def _usable(path: str, kind: str) -> bool:
+    """A file, or for models also a folder (a model in the reference layout: config.json + weights)."""
+    return os.path.isfile(path) or (kind == "model" and os.path.isdir(path))
+
+
 class PathPolicy:
     """How a run resolves file inputs (see the module documentation).
 
@@ -104,11 +109,11 @@ class PathPolicy:
         if absolute or ".." in parts:
             path = os.path.abspath(value)
             # inside an allowed folder, or inside its own folders (a path this policy resolved before)
-            if os.path.isfile(path) and any(_inside(path, a) for a in [*self.allow, *self.folders_for(kind)]):
+            if _usable(path, kind) and any(_inside(path, a) for a in [*self.allow, *self.folders_for(kind)]):
                 return os.path.realpath(path)
             raise refused
         for folder in self.folders_for(kind):
             candidate = os.path.join(folder, *[p for p in parts if p not in ("", ".")])
-            if os.path.isfile(candidate) and _inside(candidate, folder):
+            if _usable(candidate, kind) and _inside(candidate, folder):
                 return os.path.realpath(candidate)
         raise refused

@@ -17,7 +17,7 @@ from collage_engine import Combo, Estimate, Float, Input, Int, Node, Output, Str
 from .base import CATEGORY, CLASS_MAP, CLASS_SPEC, GENERATOR, MASK, InputError, blame, facts_of
 
 CAT = f"{CATEGORY}/class"
-MAX_LAYER = 15
+MAX_LAYER = 63  # BigGAN-deep 512 has 57 sCBN layers (SNGAN 256: 12)
 LAYER_SWEEPS = list(collage.LAYER_SWEEPS)
 _MASK_NOTE = ("A mask of another size than the model's resolution is resized to it (bilinear); a batch of B masks "
               "gives B variants.")

@@ -37,7 +37,9 @@ class SampleZ(Node):
         Int("batch", 1, min=1, max=1024, description="Number of latents (rows of a grid)."),
         Float("truncation", 0.0, min=0.0, max=4.0, step=0.05,
               description="Truncation trick: entries with |z| above this threshold are redrawn (smaller values give "
-                          "more typical, less varied images); 0 turns it off."),
+                          "more typical, less varied images); 0 turns it off. The same for every model; for a "
+                          "BigGAN the latents are then multiplied by its truncation psi (Load Generator), so 2 "
+                          "gives the reference's psi * truncnorm(-2, 2)."),
     ]
     outputs = [Output("z", LATENT_Z, "Latents (batch, dim_z), float32, on the generator's device.")]
 
@@ -47,7 +49,9 @@ class SampleZ(Node):
 
     def run(self, ctx, generator, seed, batch, truncation):
         with blame("truncation"):
-            return (sample_z(batch, generator.config.dim_z, seed, truncation, device=generator.device),)
+            z = sample_z(batch, generator.config.dim_z, seed, truncation, device=generator.device)
+        psi = getattr(generator, "truncation", None)  # BigGAN: z is psi * (truncated) normal, as its reference
+        return (z * float(psi) if psi is not None else z,)
 
 
 class LoadZ(Node):

@@ -55,7 +55,7 @@ def test_run(tmp_path, capsys):
     assert [p.rsplit("/", 2)[-2:] for p in paths] == [["class_collage", "source_00001.png"],
                                                        ["class_collage", "collage_00001.png"]]
     prompt = json.loads(Image.open(paths[1]).text["prompt"])
-    assert prompt["1"]["inputs"] == {"model": str(TINY), "device": "cpu", "dtype": "float32"}
+    assert prompt["1"]["inputs"] == {"model": str(TINY), "device": "cpu", "dtype": "float32", "truncation": 0.4}
     assert prompt["2"]["inputs"]["seed"] == 3 and prompt["8"]["inputs"]["class_name"] == "tiger"
     assert prompt["10"]["inputs"]["output_dir"] == str(tmp_path)
     assert "done: 10 node(s) run" in err and "Traceback" not in err

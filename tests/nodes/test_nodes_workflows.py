@@ -16,8 +16,10 @@ from collage_engine import load_workflow
 from nodes_support import TINY, WORKFLOWS, api, use_tiny
 
 NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+# the BigGAN workflows need BigGAN weights: tests/nodes/test_biggan_nodes.py validates them and runs them on a tiny one
+SNGAN_NAMES = [n for n in NAMES if not n.startswith("biggan_")]
 EXPECTED = {"class_collage", "class_interpolation_grid", "feature_transplant", "layer_ablation_grid",
-            "class_and_feature_grid", "real_image_edit", "photo_edit"}
+            "class_and_feature_grid", "real_image_edit", "photo_edit", "biggan_collage", "biggan_feature_transplant"}
 REG = collage_nodes.registry()
 
 
@@ -30,7 +32,7 @@ def _pngs(res) -> list[str]:
     return [item["path"] for out in res.ui.values() for item in out.get("images", [])]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SNGAN_NAMES)
 def test_workflow_validates_and_runs(name, tmp_path):
     wf = use_tiny(api(name), tmp_path)
     engine = collage_nodes.engine()
