@@ -2,7 +2,8 @@
 
     python docs/make_figures.py [--model emoji-animals] [--out docs/images]
 
-Every picture comes from a workflow in ``workflows/`` run through the same engine as ``neural-collage run`` (the
+The first picture (``hero.png``) is made with the Python API (:func:`hero`); every other one comes from a
+workflow in ``workflows/`` run through the same engine as ``neural-collage run`` (the
 workflows are changed only as noted: the model, and for the real-image ones nothing else), then laid out with
 labels. The per-class sample grid comes from ``neural-collage eval`` (``samples_per_class.png``).
 """
@@ -24,14 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(name: str, model: str, out: Path) -> dict[str, list[Path]]:
     """Run ``workflows/NAME.json`` with the model replaced; returns saved PNG paths by saver title."""
-    api = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
-    api = copy.deepcopy(api)
+    from collage_nodes.runner import workflow_paths
+
+    path = ROOT / "workflows" / f"{name}.json"
+    api = copy.deepcopy(json.loads(path.read_text()))
     for node in api.values():
         if node["class_type"] in ("LoadGenerator", "LoadDiscriminator", "LoadEncoder"):
             node["inputs"]["model"] = model
         if "output_dir" in node["inputs"]:
             node["inputs"]["output_dir"] = str(out)
-    res = collage_nodes.engine().run(api)
+    res = collage_nodes.engine(paths=workflow_paths(str(path))).run(api)  # paths next to the workflow, as the CLI
     res.raise_for_status()
     saved: dict[str, list[Path]] = {}
     for nid, ui in res.ui.items():
@@ -55,6 +58,32 @@ def labelled_row(images: list[Image.Image], labels: list[str], height: int = 160
     return canvas
 
 
+HERO_SEED = 5
+HERO_CLASSES = ("fox", "panda", "tiger", "raccoon")
+
+
+def hero(model: str, out: Path, scale: int = 3) -> None:
+    """The README's first picture: one dog, and the same latent with the right half of its class map painted
+    another class (sCBN on every layer). Enlarged ``scale`` x with nearest-neighbour so 64 px reads."""
+    import torch
+
+    from collage_core import load_generator
+    from collage_core.collage import new_class_map, paint_class, synthesize_collage
+    from collage_core.images import image_to_uint8, to_image
+    from collage_core.latents import sample_z
+    from collage_core.masks import rectangle
+
+    G = load_generator(model)
+    z = sample_z(1, G.config.dim_z, HERO_SEED, 0.0)
+    base = new_class_map(G, "dog", 0, -1)
+    right = rectangle(G.resolution, G.resolution, 0.5, 0.0, 0.5, 1.0)
+    maps = [base] + [paint_class(base, right, c, [1.0]) for c in HERO_CLASSES]
+    with torch.no_grad():
+        pics = [Image.fromarray(image_to_uint8(to_image(synthesize_collage(G, z, class_map=m)))[0]) for m in maps]
+    labels = [f"dog (seed {HERO_SEED})"] + [f"right half -> {c}" for c in HERO_CLASSES]
+    labelled_row(pics, labels, height=G.resolution * scale).save(out / "hero.png")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="emoji-animals")
@@ -62,6 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    hero(args.model, out)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         s = run("class_collage", args.model, tmp / "collage")
@@ -79,7 +109,7 @@ def main() -> None:
                                              "pasted back (Poisson)"])):
             s = run(name, args.model, tmp / name)
             photo_path = json.loads((ROOT / "workflows" / f"{name}.json").read_text())["3"]["inputs"]["path"]
-            ims = [Image.open(ROOT / photo_path)] + [Image.open(s[t][0]) for t in
+            ims = [Image.open(ROOT / "workflows" / photo_path)] + [Image.open(s[t][0]) for t in
                                                       ("Save crop", "Save reconstruction", "Save edited crop",
                                                        "Save result")]
             labelled_row(ims, labels).save(out / f"{name}.png")

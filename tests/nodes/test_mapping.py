@@ -163,8 +163,8 @@ def test_map_a_csv_table(tmp_path):
     res = collage_nodes.map_workflow(COLLAGE, str(table), out, sets=[TINY_SET], device="cpu", progress=False)
     assert (res.ok, res.failed) == (2, 2)
     recs = {r["row"]: r for r in res.records}
-    assert recs["bad"]["error"].startswith("node 8 (PaintClass) failed: input 'class_name': unknown class name "
-                                           "'giraffe'")
+    assert recs["bad"]["error"].startswith("invalid workflow: node 8 (PaintClass), input 'class_name': unknown "
+                                           "class name 'giraffe'")  # found from the model's header, before running
     assert recs["invalid"]["error"] == ("invalid workflow: node 8 (PaintClass), input 'strength': value 3.0 bigger "
                                         "than max of 1.0")
     src = [np.asarray(Image.open(out / f"{r}/class_collage/source_00001.png")) for r in ("cat3", "tiger3")]

@@ -86,11 +86,19 @@ def test_runs_when_fine():
     assert _run(_collage()).ok
 
 
+def _invalid_input(res, node: str) -> tuple[str, str]:
+    """The (input, message) of the one validation error of ``node`` (found before anything ran)."""
+    assert res.status == "invalid" and res.executed == [], res.status
+    (err,) = res.errors["node_errors"][node]["errors"]
+    return err["extra_info"]["input_name"], err["message"]
+
+
 def test_unknown_class_name():
-    node, msg = _failure(_run(_collage(class_name="giraffe")))
-    assert node == "paint" and msg.startswith("input 'class_name': unknown class name 'giraffe'") and "dog" in msg
-    node, msg = _failure(_run(_collage(class_name="25")))
-    assert node == "paint" and msg.startswith("input 'class_name': class id 25 out of range")
+    """The model's labels are read from the checkpoint header: a wrong class is found before anything runs."""
+    name, msg = _invalid_input(_run(_collage(class_name="giraffe")), "paint")
+    assert name == "class_name" and msg.startswith("unknown class name 'giraffe'") and "dog" in msg
+    name, msg = _invalid_input(_run(_collage(class_name="25")), "paint")
+    assert name == "class_name" and msg.startswith("class id 25 out of range")
 
 
 def test_missing_and_corrupt_checkpoints(tmp_path):
@@ -140,8 +148,9 @@ def test_out_of_range_values():
     assert res.status == "invalid"
     err = res.errors["node_errors"]["paint"]["errors"][0]
     assert err["type"] == "value_bigger_than_max" and err["extra_info"]["input_name"] == "strength"
-    node, msg = _failure(_run(_collage(layer_end=12)))  # within the widget's range, beyond this model's 8 layers
-    assert node == "map" and msg.startswith("input 'layer_end': sCBN layer 12 out of range")
+    # within the widget's range, beyond this model's 8 layers: found before running, from the checkpoint header
+    name, msg = _invalid_input(_run(_collage(layer_end=12)), "map")
+    assert name == "layer_end" and msg.startswith("12 is past the model's last sCBN layer (7")
     g = _collage()
     g["map"].set(layer_start=6, layer_end=3)
     node, msg = _failure(_run(g))
