@@ -65,13 +65,21 @@ def _checkpoint(model: object, kind: str) -> str | None:
 
 @contextmanager
 def _mask_size_hint(ctx):
-    """A mask that cannot fit the photo: say which node made it and what size it must have."""
+    """A mask that cannot fit the photo, or an empty one: say which node made it and what to do."""
     try:
         yield
     except MaskSizeError as e:
         src = source_of(ctx, "mask")
         raise InputError("mask", str(e), f"set the width and height of {src} to {e.needed[0]} x {e.needed[1]}"
                          if src else None) from None
+    except ValueError as e:
+        if "the mask is empty" not in str(e):
+            raise
+        src = source_of(ctx, "mask")
+        raise InputError("mask", f"the mask is all zeros{f' (from {src})' if src else ''}: there is no region to "
+                                 "edit", "a picture without alpha gives an empty mask in Load Image: paint the "
+                                         "region (in ComfyUI: right-click the image > Open in MaskEditor) or connect "
+                                         "an Ellipse Mask / Rectangle Mask") from None
 
 
 class LoadDiscriminator(Node):

@@ -36,3 +36,17 @@ def test_the_embedded_model_files_are_package_data():
     assert model_files
     for f in model_files:
         assert any(f.match(p) for p in patterns), f"{f} would not be installed"
+
+
+def test_requirements_txt_names_the_same_libraries_as_pyproject():
+    """ComfyUI-Manager installs requirements.txt, pip installs pyproject's dependencies: they must agree (two OpenCV
+    builds in one environment break `import cv2`). torch is ComfyUI's own and stays out of requirements.txt."""
+    import re
+
+    def names(lines):
+        return {re.split(r"[<>=!~\[ ;]", line.strip(), maxsplit=1)[0].lower() for line in lines
+                if line.strip() and not line.strip().startswith("#")}
+
+    req = names((ROOT / "requirements.txt").read_text().splitlines())
+    deps = names(PYPROJECT["project"]["dependencies"])
+    assert req == deps - {"torch"}, (req, deps)

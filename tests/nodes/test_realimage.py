@@ -108,3 +108,26 @@ def test_project_image_errors_name_the_input():
     assert "'auto' needs a discriminator" in res.error["exception_message"]
     g2, *_, back2 = _graph(ROOT / "workflows" / "examples" / "chelsea.png", discriminator=False, class_name="cat")
     assert collage_nodes.engine().run(g2, targets=[back2]).ok  # pixel-only projection
+
+
+def test_an_empty_mask_says_what_to_do(tmp_path):
+    """A picture without alpha through Load Image gives an all-zero mask: Crop to Model says so and how to paint one."""
+    import json
+
+    from collage_app.cli import main
+
+    wf = json.loads((ROOT / "workflows" / "photo_edit.json").read_text())
+    wf["4"]["inputs"]["radius_x"] = 0.0  # an ellipse of width 0: an empty mask
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(wf))
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["run", str(path), "--set", f"Generator.model={TINY}", "--set", f"Discriminator.model={TINY_D}",
+                     "--set", "Photo.path=" + str(ROOT / "workflows" / "examples" / "chelsea.png"),
+                     "--out", str(tmp_path / "out"), "-q"])
+    text = err.getvalue()
+    assert code == 1 and "node 5 (CropToModel 'Crop') failed: input 'mask': the mask is all zeros (from node 4" in text
+    assert "Open in MaskEditor" in text
