@@ -330,6 +330,7 @@ class BigGANGenerator(nn.Module):
     dtype = property(lambda self: self.head_b.dtype)
     resolution = property(lambda self: self.config.resolution)
     class_index = Generator.class_index
+    _prepare = Generator._prepare
     _latent = Generator._latent
     _broadcast = staticmethod(Generator._broadcast)
     _class_condition = Generator._class_condition
@@ -361,24 +362,7 @@ class BigGANGenerator(nn.Module):
             raise ValueError(f"truncation must be a number in (0, 1], got {truncation!r}") from None
         if not 0.0 < t <= 1.0:
             raise ValueError(f"truncation must be in (0, 1] (BigGAN keeps BN statistics for 0..1), got {t}")
-        if zs is None:
-            if z is None:
-                raise ValueError("give z (N, dim_z) or zs (a list of latents)")
-            zs_t = [self._latent(z, "z")]
-        else:
-            if z is not None:
-                raise ValueError("give either z or zs, not both")
-            if isinstance(zs, (torch.Tensor, np.ndarray)) and np.ndim(zs) == 2:
-                zs = [zs]
-            if len(zs) == 0:
-                raise ValueError("zs is empty: give at least one latent")
-            zs_t = [self._latent(v, f"zs[{i}]") for i, v in enumerate(zs)]
-        n = max(v.shape[0] for v in zs_t)
-        zs_t = [self._broadcast(v, n, f"zs[{i}]" if zs is not None else "z") for i, v in enumerate(zs_t)]
-        conds = self._conditions(classes, class_maps, map_layers, map_resize, n)
-        blend_t = self._blends(blends, len(zs_t), n) if blends is not None else None
-        if blend_t is None and len(zs_t) > 1:
-            raise ValueError(f"{len(zs_t)} latents given but no blends: feature blending needs blend maps")
+        zs_t, conds, blend_t = self._prepare(z, zs, classes, class_maps, map_layers, map_resize, blends)
         return self.forward(zs_t, conds, blend_t, t, record)
 
     # ------------------------------------------------------------------------------------------------ core

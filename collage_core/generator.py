@@ -231,6 +231,14 @@ class Generator(nn.Module):
         """
         if truncation is not None and not 0.0 < float(truncation) <= 1.0:
             raise ValueError(f"truncation must be in (0, 1], got {truncation}")
+        zs_t, conds, blend_t = self._prepare(z, zs, classes, class_maps, map_layers, map_resize, blends)
+        return self.forward(zs_t, conds, blend_t, record)
+
+    # ------------------------------------------------------------------------------------ input checking
+    def _prepare(self, z, zs, classes, class_maps, map_layers, map_resize, blends
+                 ) -> tuple[list[torch.Tensor], list, list | None]:
+        """``synthesize``'s arguments checked and made tensors: the latents (broadcast to one batch), one condition
+        per sCBN layer, and the blend weights (None without blending). Shared with the BigGAN generator."""
         if zs is None:
             if z is None:
                 raise ValueError("give z (N, dim_z) or zs (a list of latents)")
@@ -245,14 +253,12 @@ class Generator(nn.Module):
             zs_t = [self._latent(v, f"zs[{i}]") for i, v in enumerate(zs)]
         n = max(t.shape[0] for t in zs_t)
         zs_t = [self._broadcast(t, n, f"zs[{i}]" if zs is not None else "z") for i, t in enumerate(zs_t)]
-
         conds = self._conditions(classes, class_maps, map_layers, map_resize, n)
         blend_t = self._blends(blends, len(zs_t), n) if blends is not None else None
         if blend_t is None and len(zs_t) > 1:
             raise ValueError(f"{len(zs_t)} latents given but no blends: feature blending needs blend maps")
-        return self.forward(zs_t, conds, blend_t, record)
+        return zs_t, conds, blend_t
 
-    # ------------------------------------------------------------------------------------ input checking
     def _latent(self, z: ArrayLike, what: str) -> torch.Tensor:
         t = _as_tensor(z, self.device, self.dtype, what)
         if t.dim() == 1:
