@@ -115,7 +115,7 @@ def engine_rows(n: int, repeat: int) -> list[Row]:
 
 
 def collage_workflow_rows(repeat: int) -> list[Row]:
-    """A real collage workflow (``workflows/class_collage.json``: 10 nodes, two generated images, two PNGs) with the
+    """A real collage workflow (``workflows/api/class_collage.json``: 10 nodes, two generated images, two PNGs) with the
     embedded model, or, while it is missing, with the tiny test generator and with a random generator of the
     embedded model's layout (resnet_64, ch=48, 21 classes). Rows: a cold run (fresh engine: model load, both
     images, PNG writing), an identical re-run (target <= 1% of cold) and re-runs after changing only the last node's
@@ -133,7 +133,7 @@ def collage_workflow_rows(repeat: int) -> list[Row]:
 
     torch.set_num_threads(1)
     root = Path(__file__).resolve().parents[1]
-    base = json.loads((root / "workflows" / "class_collage.json").read_text())
+    base = json.loads((root / "workflows" / "api" / "class_collage.json").read_text())
     tmp = Path(tempfile.mkdtemp(prefix="nc-bench-"))
     models: list[tuple[str, str]] = []
     if "emoji-animals" in list_embedded_models():

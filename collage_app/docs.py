@@ -1,5 +1,5 @@
-"""Generated documentation and files: ``docs/nodes.md`` from the node declarations, ``workflows/ui/*.json`` from
-``workflows/*.json``.
+"""Generated documentation and files: ``docs/nodes.md`` from the node declarations, and the editor-format
+workflows ``workflows/*.json`` from the API-format sources ``workflows/api/*.json``.
 
 ``python -m collage_app.docs`` rewrites them; ``python -m collage_app.docs --check`` exits 1 if any is stale
 (``tests/nodes/test_nodes_docs.py`` runs the check).
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -71,12 +72,22 @@ def render(reg=None) -> str:
 
 
 def ui_workflows(root: Path, reg=None) -> dict[Path, str]:
-    """``workflows/ui/NAME.json`` text for every ``workflows/NAME.json`` (the editor format, via ``api_to_ui``)."""
+    """``workflows/NAME.json`` (the editor's UI format, what ComfyUI's template browser and the editors open) for
+    every ``workflows/api/NAME.json`` (the API format, the source), via ``api_to_ui``. Relative file paths are
+    rewritten for the new folder, so both files name the same picture (``../examples/x.png`` in ``api/`` is
+    ``examples/x.png`` beside the UI file)."""
     reg = reg or make_registry()
     out = {}
-    for path in sorted((root / WORKFLOWS).glob("*.json")):
+    api_dir, ui_dir = root / WORKFLOWS / "api", root / WORKFLOWS
+    for path in sorted(api_dir.glob("*.json")):
         api = json.loads(path.read_text(encoding="utf-8"))
-        out[root / WORKFLOWS / "ui" / path.name] = json.dumps(api_to_ui(api, reg), indent=2) + "\n"
+        for node in api.values():
+            cls = reg.get(node.get("class_type")) if isinstance(node, dict) else None
+            for inp in cls.inputs if cls is not None else ():
+                value = node.get("inputs", {}).get(inp.name)
+                if inp.file and isinstance(value, str) and value and not os.path.isabs(value):
+                    node["inputs"][inp.name] = os.path.relpath(os.path.normpath(api_dir / value), ui_dir)
+        out[ui_dir / path.name] = json.dumps(api_to_ui(api, reg), indent=2) + "\n"
     return out
 
 

@@ -5,7 +5,7 @@ The editor is the ``comfyui-frontend-package`` wheel (GPL-3.0, an optional depen
 only adds what is specific to the pack: savers write to the server's output folder, ``--model`` stands in for the
 default embedded model, ``--device`` sets every Load Generator's device, file inputs are confined to the server's
 input folder (where the editor uploads) and models folder (``--allow-path`` opens more), a run's results are bounded
-by ``--max-memory``, and the saved workflows of ``workflows/ui`` are offered in the editor's workflow browser.
+by ``--max-memory``, and the saved workflows of ``workflows/`` are offered in the editor's workflow browser.
 
     neural-collage serve [--port 8188] [--host 127.0.0.1] [--dir .] [--model PATH] [--device cpu]
 """
@@ -26,7 +26,7 @@ FRONTEND_VERSION = "1.49.6"
 #: the model that saved workflows name; ``--model`` replaces it
 DEFAULT_MODEL = "emoji-animals"
 #: where the repository's editor-format workflows are (present in a source checkout / editable install)
-EXAMPLES = Path(__file__).resolve().parent.parent / "workflows" / "ui"
+EXAMPLES = Path(__file__).resolve().parent.parent / "workflows"  # editor format (the API sources are in api/)
 EXAMPLES_FOLDER = "workflows/neural-collage"
 #: the pictures the example workflows name (``examples/chelsea.png``), copied into the input folder
 EXAMPLE_INPUTS = Path(__file__).resolve().parent.parent / "workflows" / "examples"
@@ -211,7 +211,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_memory_flag(p)
     p.add_argument("--web-root", help="serve this folder as the editor instead of the installed frontend package")
     p.add_argument("--no-examples", action="store_true",
-                   help=f"do not copy workflows/ui/*.json into the user's {EXAMPLES_FOLDER}")
+                   help=f"do not copy workflows/*.json into the user's {EXAMPLES_FOLDER}")
     p.set_defaults(func=_cmd_serve)
 
 

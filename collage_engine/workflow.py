@@ -260,7 +260,7 @@ def api_to_ui(api: dict, registry: NodeRegistry | None = None) -> dict:
     numeric = all(k.isascii() and k.isdigit() for k in api)
     ids = {k: int(k) if numeric else n for n, k in enumerate(sorted(api, key=lambda k: (len(k), k)), 1)}
     depth = _depths(api)
-    rows: dict[int, int] = {}
+    column_y: dict[int, int] = {}  # next free y of each column (nodes stack by their height: no overlaps)
     nodes, links = [], []
     out_links: dict[tuple[str, int], list[int]] = {}
     for nid in sorted(api, key=lambda k: (depth[k], ids[k])):
@@ -293,10 +293,11 @@ def api_to_ui(api: dict, registry: NodeRegistry | None = None) -> dict:
                     slot["link"] = lid
                 slots.append(slot)
         d = depth[nid]
-        row = rows.get(d, 0)
-        rows[d] = row + 1
-        height = 46 + 24 * (len(slots) + len(widgets))
-        entry = {"id": ids[nid], "type": ct, "pos": [50 + 360 * d, 50 + 260 * row], "size": [320, height],
+        n_out = len(cls.outputs) if cls is not None else 1
+        height = 46 + 24 * (max(len(slots), n_out) + len(widgets))
+        y = column_y.get(d, 50)
+        column_y[d] = y + height + 50
+        entry = {"id": ids[nid], "type": ct, "pos": [50 + 360 * d, y], "size": [320, height],
                  "flags": {}, "order": len(nodes), "mode": 0, "inputs": slots, "outputs": [],
                  "properties": {"Node name for S&R": ct}, "widgets_values": widgets}
         meta = node.get("_meta")

@@ -3,7 +3,7 @@
     python docs/make_figures.py [--model emoji-animals] [--out docs/images]
 
 The first picture (``hero.png``) is made with the Python API (:func:`hero`); every other one comes from a
-workflow in ``workflows/`` run through the same engine as ``neural-collage run`` (the
+workflow in ``workflows/api/`` run through the same engine as ``neural-collage run`` (the
 workflows are changed only as noted: the model, and for the real-image ones nothing else), then laid out with
 labels. The per-class sample grid comes from ``neural-collage eval`` (``samples_per_class.png``).
 """
@@ -23,11 +23,15 @@ import collage_nodes
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def path_of(name: str) -> Path:
+    return ROOT / "workflows" / "api" / f"{name}.json"
+
+
 def run(name: str, model: str, out: Path) -> dict[str, list[Path]]:
-    """Run ``workflows/NAME.json`` with the model replaced; returns saved PNG paths by saver title."""
+    """Run ``workflows/api/NAME.json`` with the model replaced; returns saved PNG paths by saver title."""
     from collage_nodes.runner import workflow_paths
 
-    path = ROOT / "workflows" / f"{name}.json"
+    path = ROOT / "workflows" / "api" / f"{name}.json"
     api = copy.deepcopy(json.loads(path.read_text()))
     for node in api.values():
         if node["class_type"] in ("LoadGenerator", "LoadDiscriminator", "LoadEncoder"):
@@ -84,6 +88,40 @@ def hero(model: str, out: Path, scale: int = 3) -> None:
     labelled_row(pics, labels, height=G.resolution * scale).save(out / "hero.png")
 
 
+THUMB_SIZE = (384, 256)
+
+
+def thumbnail(picture: Image.Image | None, dest: Path, text: str = "") -> None:
+    """``dest`` (a ``.jpg`` beside a workflow: its card in ComfyUI's template browser): ``picture`` fitted into
+    384x256 on white, or ``text`` on a plain card when there is no picture to show."""
+    card = Image.new("RGB", THUMB_SIZE, "white")
+    if picture is not None:
+        pic = picture.convert("RGB")
+        scale = min(THUMB_SIZE[0] / pic.width, THUMB_SIZE[1] / pic.height)
+        size = (max(1, round(pic.width * scale)), max(1, round(pic.height * scale)))
+        pic = pic.resize(size, Image.NEAREST if scale >= 2 else Image.LANCZOS)
+        card.paste(pic, ((THUMB_SIZE[0] - size[0]) // 2, (THUMB_SIZE[1] - size[1]) // 2))
+    else:
+        draw = ImageDraw.Draw(card)
+        for i, line in enumerate(text.split("\n")):
+            draw.text((20, 90 + 22 * i), line, fill=(40, 40, 40))
+    card.save(dest, quality=88)
+
+
+def thumbnails(figures: Path) -> None:
+    """One ``workflows/NAME.jpg`` per workflow, from its figure (the BigGAN ones say what they need instead)."""
+    for path in sorted((ROOT / "workflows" / "api").glob("*.json")):
+        figure = figures / f"{path.stem}.png"
+        dest = ROOT / "workflows" / f"{path.stem}.jpg"
+        if figure.is_file():
+            thumbnail(Image.open(figure), dest)
+        elif path.stem.startswith("biggan_"):
+            thumbnail(None, dest, f"{path.stem}\nBigGAN-deep 256 (1000 ImageNet classes)\n"
+                                  "needs its weights: see docs/biggan.md\n(no picture: none were available here)")
+        else:
+            raise SystemExit(f"no figure for workflow {path.stem}: add it to main()")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="emoji-animals")
@@ -108,12 +146,13 @@ def main() -> None:
                              ("photo_edit", ["photo (CC0)", "crop", "projection", "sCBN edit -> tiger",
                                              "pasted back (Poisson)"])):
             s = run(name, args.model, tmp / name)
-            photo_path = json.loads((ROOT / "workflows" / f"{name}.json").read_text())["3"]["inputs"]["path"]
-            ims = [Image.open(ROOT / "workflows" / photo_path)] + [Image.open(s[t][0]) for t in
+            photo_path = json.loads(path_of(name).read_text())["3"]["inputs"]["path"]
+            ims = [Image.open(path_of(name).parent / photo_path)] + [Image.open(s[t][0]) for t in
                                                       ("Save crop", "Save reconstruction", "Save edited crop",
                                                        "Save result")]
             labelled_row(ims, labels).save(out / f"{name}.png")
-    print(f"wrote figures to {out}")
+    thumbnails(out)
+    print(f"wrote figures to {out} and the workflows' thumbnails")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ Build and run graphs in Python::
     result = collage_nodes.engine().run(g)          # keep the engine: re-runs are served from its cache
     images, = result[img]                             # IMAGE (1, 64, 64, 3) in [0, 1]
 
-Saved workflows (``workflows/*.json``) run the same way: ``collage_nodes.engine().run("workflows/x.json")``.
+Saved workflows (``workflows/*.json``, editor format, or ``workflows/api/*.json``) run the same way:
+``collage_nodes.engine().run("workflows/x.json")``.
 Node modules: :mod:`.model`, :mod:`.latent`, :mod:`.classes`, :mod:`.feature`, :mod:`.generate`, :mod:`.image`,
 :mod:`.mask`, :mod:`.realimage`; the reference documentation (``docs/nodes.md``) is generated from them by :mod:`.docs`.
 """

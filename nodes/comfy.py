@@ -112,7 +112,8 @@ def _resolve_file(value: Any) -> Any:
     fp = _comfy_module("folder_paths")
     if fp is None:
         return value
-    for folder in (fp.get_input_directory(), os.path.join(PACK_FOLDER, "workflows"), PACK_FOLDER):
+    for folder in (fp.get_input_directory(), os.path.join(PACK_FOLDER, "workflows"),
+                   os.path.join(PACK_FOLDER, "workflows", "api"), PACK_FOLDER):
         candidate = os.path.join(folder, value)
         if os.path.exists(candidate):
             return candidate

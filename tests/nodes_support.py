@@ -58,8 +58,8 @@ def make_tiny_encoder(path: Path = TINY_E, seed: int = 0) -> Path:
 
 
 def api(name: str) -> dict:
-    """A workflow of workflows/ in API format."""
-    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+    """A workflow of workflows/api/ (the API format)."""
+    return json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
 
 
 def use_tiny(api: dict, out_dir: Path | None = None) -> dict:
@@ -77,7 +77,7 @@ def use_tiny(api: dict, out_dir: Path | None = None) -> dict:
             node["inputs"]["output_dir"] = str(out_dir)
         path = node["inputs"].get("path")
         if isinstance(path, str) and path and not os.path.isabs(path):  # as the CLI does: next to the workflow
-            node["inputs"]["path"] = str(WORKFLOWS / path)
+            node["inputs"]["path"] = os.path.normpath(WORKFLOWS / "api" / path)
     return api
 
 

@@ -38,7 +38,7 @@ from collage_nodes.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows").glob("*.json") if not p.stem.startswith("biggan_"))
+WORKFLOWS = sorted(p.stem for p in (ROOT / "workflows" / "api").glob("*.json") if not p.stem.startswith("biggan_"))
 COMFYUI_DIR = os.environ.get("COMFYUI_DIR", "")
 COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON") or sys.executable
 START_TIMEOUT = float(os.environ.get("COMFYUI_START_TIMEOUT", "240"))
@@ -176,8 +176,8 @@ def _cli_images(prompt: dict, tmp: Path) -> dict[str, np.ndarray]:
 
 
 def _ui_copy(name: str, prompt: dict, original: dict) -> dict | None:
-    """The editor JSON to embed (``workflows/ui/NAME.json``) when the workflow runs unchanged."""
-    path = ROOT / "workflows" / "ui" / f"{name}.json"
+    """The editor JSON to embed (``workflows/NAME.json``) when the workflow runs unchanged."""
+    path = ROOT / "workflows" / f"{name}.json"
     return json.loads(path.read_text()) if prompt == original and path.is_file() else None
 
 
@@ -205,7 +205,7 @@ def test_the_pack_is_listed_by_comfyui_as_declared(server):
 
 @pytest.mark.parametrize("name", WORKFLOWS)
 def test_workflow_in_comfyui_gives_the_cli_images(server, name, tmp_path):
-    original = json.loads((ROOT / "workflows" / f"{name}.json").read_text())
+    original = json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text())
     prompt, notes = _with_models(json.loads(json.dumps(original)))
     for note in notes:
         print(f"[{name}] {note}")
@@ -239,7 +239,7 @@ def test_workflow_in_comfyui_gives_the_cli_images(server, name, tmp_path):
 
 
 def test_an_identical_prompt_is_served_from_comfyuis_cache(server):
-    prompt, _ = _with_models(json.loads((ROOT / "workflows" / "class_collage.json").read_text()))
+    prompt, _ = _with_models(json.loads((ROOT / "workflows" / "api" / "class_collage.json").read_text()))
     server.run(prompt)
     again = server.run(prompt)
     cached = [m for m in again["status"]["messages"] if m[0] == "execution_cached"]
@@ -247,7 +247,7 @@ def test_an_identical_prompt_is_served_from_comfyuis_cache(server):
 
 
 def test_validation_errors_come_back_per_node_naming_the_input(server):
-    prompt, _ = _with_models(json.loads((ROOT / "workflows" / "class_collage.json").read_text()))
+    prompt, _ = _with_models(json.loads((ROOT / "workflows" / "api" / "class_collage.json").read_text()))
     bad = json.loads(json.dumps(prompt))
     bad["1"]["inputs"]["model"] = "no-such-model"
     bad["8"]["inputs"]["strength"] = 7.0

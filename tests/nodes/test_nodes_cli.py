@@ -62,7 +62,7 @@ def test_run(tmp_path, capsys):
 
 
 def test_run_ui_format_with_progress(tmp_path, capsys):
-    code = main(["run", str(WORKFLOWS / "ui" / "layer_ablation_grid.json"), "--set", TINY_SET, "--out", str(tmp_path)])
+    code = main(["run", str(WORKFLOWS / "layer_ablation_grid.json"), "--set", TINY_SET, "--out", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.strip().endswith("layer_ablation_grid_00001.png") and "workflow" in err  # the tqdm bar

@@ -39,8 +39,8 @@ def test_every_node_is_fully_declared():
 
 
 def test_check_mode_detects_staleness(tmp_path):
-    (tmp_path / "workflows").mkdir()
-    (tmp_path / "workflows" / "x.json").write_text('{"1": {"class_type": "SampleZ", "inputs": {}}}')
+    (tmp_path / "workflows" / "api").mkdir(parents=True)
+    (tmp_path / "workflows" / "api" / "x.json").write_text('{"1": {"class_type": "SampleZ", "inputs": {}}}')
     assert docs.main(["--root", str(tmp_path), "--check"]) == 1
     assert docs.main(["--root", str(tmp_path)]) == 0
     assert docs.main(["--root", str(tmp_path), "--check"]) == 0

@@ -15,7 +15,7 @@ import collage_nodes
 from collage_engine import load_workflow
 from nodes_support import TINY, WORKFLOWS, api, use_tiny
 
-NAMES = sorted(p.stem for p in WORKFLOWS.glob("*.json"))
+NAMES = sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json"))
 # the BigGAN workflows need BigGAN weights: tests/nodes/test_biggan_nodes.py validates them and runs them on a tiny one
 SNGAN_NAMES = [n for n in NAMES if not n.startswith("biggan_")]
 EXPECTED = {"class_collage", "class_interpolation_grid", "feature_transplant", "layer_ablation_grid",
@@ -25,7 +25,29 @@ REG = collage_nodes.registry()
 
 def test_the_paper_demonstrations_are_all_there():
     assert set(NAMES) == EXPECTED
-    assert sorted(p.stem for p in (WORKFLOWS / "ui").glob("*.json")) == NAMES
+    assert sorted(p.stem for p in WORKFLOWS.glob("*.json")) == NAMES
+
+
+def test_templates_are_editor_graphs_with_thumbnails():
+    """ComfyUI's template browser scans the top of workflows/: every file there must open as a graph (UI format,
+    with nodes) and have its .jpg card; the API format lives in api/, which it does not scan."""
+    from PIL import Image
+
+    for name in NAMES:
+        ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+        assert isinstance(ui.get("nodes"), list) and ui["nodes"] and "links" in ui, name
+        with Image.open(WORKFLOWS / f"{name}.jpg") as thumb:
+            assert thumb.format == "JPEG" and thumb.size == (384, 256), name
+    assert sorted(p.stem for p in WORKFLOWS.glob("*.jpg")) == NAMES
+
+
+def test_the_real_image_layouts_do_not_overlap():
+    for name in NAMES:
+        boxes = [(n["pos"][0], n["pos"][1], n["size"][0], n["size"][1])
+                 for n in json.loads((WORKFLOWS / f"{name}.json").read_text())["nodes"]]
+        for i, (x, y, w, h) in enumerate(boxes):
+            for x2, y2, w2, h2 in boxes[i + 1:]:
+                assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, (name, (x, y, w, h), (x2, y2))
 
 
 def _pngs(res) -> list[str]:
@@ -63,9 +85,24 @@ def test_real_image_workflows_start_projection_from_the_encoder(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_ui_copy_converts_back_to_the_api_graph(name):
-    converted, meta = load_workflow(WORKFLOWS / "ui" / f"{name}.json", REG)
+    converted, meta = load_workflow(WORKFLOWS / f"{name}.json", REG)
     assert meta["format"] == "ui" and meta["warnings"] == []
-    assert converted == api(name)
+    assert _files_absolute(converted, WORKFLOWS) == _files_absolute(api(name), WORKFLOWS / "api")
+
+
+def _files_absolute(wf: dict, folder) -> dict:
+    """``wf`` with relative file inputs made absolute from ``folder`` (the UI and API files name the same picture
+    from two folders: examples/x.png and ../examples/x.png)."""
+    import os
+
+    wf = copy.deepcopy(wf)
+    for node in wf.values():
+        cls = REG.get(node["class_type"])
+        for inp in cls.inputs if cls else ():
+            value = node["inputs"].get(inp.name)
+            if inp.file and isinstance(value, str) and value and not os.path.isabs(value):
+                node["inputs"][inp.name] = os.path.normpath(folder / value)
+    return wf
 
 
 def _tiny_ui(ui: dict, out_dir) -> dict:
@@ -80,7 +117,7 @@ def _tiny_ui(ui: dict, out_dir) -> dict:
 
 @pytest.mark.parametrize("name", ["class_and_feature_grid", "feature_transplant"])
 def test_ui_and_api_formats_give_identical_images(name, tmp_path):
-    ui = _tiny_ui(json.loads((WORKFLOWS / "ui" / f"{name}.json").read_text()), tmp_path / "ui")
+    ui = _tiny_ui(json.loads((WORKFLOWS / f"{name}.json").read_text()), tmp_path / "ui")
     r_ui = collage_nodes.engine().run(ui)
     r_api = collage_nodes.engine().run(use_tiny(api(name), tmp_path / "api"))
     assert r_ui.ok and r_api.ok

@@ -116,7 +116,7 @@ def test_an_empty_mask_says_what_to_do(tmp_path):
 
     from collage_app.cli import main
 
-    wf = json.loads((ROOT / "workflows" / "photo_edit.json").read_text())
+    wf = json.loads((ROOT / "workflows" / "api" / "photo_edit.json").read_text())
     wf["4"]["inputs"]["radius_x"] = 0.0  # an ellipse of width 0: an empty mask
     path = tmp_path / "wf.json"
     path.write_text(json.dumps(wf))
