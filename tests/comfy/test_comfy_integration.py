@@ -163,6 +163,16 @@ def _with_models(prompt: dict) -> tuple[dict, list[str]]:
     return prompt, notes
 
 
+def _absolute_files(prompt: dict) -> dict:
+    """The API workflow with its relative picture paths (``../examples/...``, relative to ``workflows/api/``) made
+    absolute, so the CLI reads the same files from a copy saved elsewhere."""
+    for node in prompt.values():
+        path = node["inputs"].get("path")
+        if isinstance(path, str) and path.startswith("../"):
+            node["inputs"]["path"] = str((ROOT / "workflows" / "api" / path).resolve())
+    return prompt
+
+
 def _cli_images(prompt: dict, tmp: Path) -> dict[str, np.ndarray]:
     """Run the workflow with ``neural-collage run``; its PNGs by path relative to the output folder."""
     wf, out = tmp / "workflow.json", tmp / "cli"
@@ -209,7 +219,7 @@ def test_workflow_in_comfyui_gives_the_cli_images(server, name, tmp_path):
     prompt, notes = _with_models(json.loads(json.dumps(original)))
     for note in notes:
         print(f"[{name}] {note}")
-    expected = _cli_images(prompt, tmp_path)
+    expected = _cli_images(_absolute_files(json.loads(json.dumps(prompt))), tmp_path)
     ui = _ui_copy(name, prompt, original)
     t0 = time.perf_counter()
     entry = server.run(prompt, {"workflow": ui} if ui is not None else None)
@@ -236,6 +246,21 @@ def test_workflow_in_comfyui_gives_the_cli_images(server, name, tmp_path):
         assert diff <= 1, f"{rel}: differs from the CLI by {diff}/255"
     print(f"[{name}] {len(got)} image(s), ComfyUI {time.perf_counter() - t0:.1f} s, "
           f"{'bit-equal to' if worst == 0 else f'within {worst}/255 of'} the CLI")
+
+
+def test_every_template_opens_a_graph_of_our_nodes(server):
+    """ComfyUI's template browser: Templates > neural-collage lists every workflow, each file is an editor graph
+    whose nodes ComfyUI knows, and each has its .jpg card."""
+    listing = _get(server.url + "/workflow_templates")
+    names = sorted(listing.get("neural-collage", []))
+    assert names == sorted(p.stem for p in (ROOT / "workflows").glob("*.json")), listing
+    known = set(_get(server.url + "/object_info"))
+    for name in names:
+        ui = _get(f"{server.url}/api/workflow_templates/neural-collage/{name}.json")
+        types = {n["type"] for n in ui["nodes"]}
+        assert types and types <= known, (name, types - known)
+        with urllib.request.urlopen(f"{server.url}/api/workflow_templates/neural-collage/{name}.jpg", timeout=30) as r:
+            assert r.status == 200 and r.read(3) == b"\xff\xd8\xff"  # a JPEG
 
 
 def test_an_identical_prompt_is_served_from_comfyuis_cache(server):
