@@ -44,6 +44,52 @@ def labels_payload(class_names) -> dict:
     return {"labels": names, "colors": class_colors(len(names))}
 
 
+def model_labels(model: str) -> list[str] | None:
+    """The class names of a model input's value (an embedded name, a checkpoint file, a BigGAN name or folder) from
+    its header, nothing loaded; None when unknown."""
+    from collage_core import biggan_io
+
+    from .base import ModelFacts
+
+    if not isinstance(model, str) or not model:
+        return None
+    if biggan_io.is_biggan_name(model) or biggan_io.is_reference_folder(model):
+        from collage_core.imagenet_labels import IMAGENET_LABELS
+
+        return list(IMAGENET_LABELS)
+    facts = ModelFacts.read(model)
+    return list(facts.class_names) if facts is not None else None
+
+
+#: the route the painter asks for a model's classes (``?model=NAME``), in serve and in ComfyUI (under /api too)
+LABELS_ROUTE = "/neural-collage/labels"
+
+
+def register_comfyui_routes() -> bool:
+    """Add :data:`LABELS_ROUTE` to a running ComfyUI's server (``PromptServer.instance.routes``); False outside
+    ComfyUI. Model names resolve like Load Generator's input (embedded names, paths, ComfyUI's model folders are
+    not searched)."""
+    try:
+        from aiohttp import web
+        from server import PromptServer  # ComfyUI's own module
+    except ImportError:
+        return False
+    instance = getattr(PromptServer, "instance", None)
+    if instance is None or getattr(instance, "_neural_collage_routes", False):
+        return False
+
+    @instance.routes.get(LABELS_ROUTE)
+    async def labels(request):
+        model = request.query.get("model", "")
+        names = model_labels(model)
+        if names is None:
+            return web.json_response({"error": f"no class names found for model {model!r}"}, status=404)
+        return web.json_response({"model": model, **labels_payload(names)})
+
+    instance._neural_collage_routes = True
+    return True
+
+
 class PaintClassMap(Node):
     """Paint classes on a class map with brush strokes: the editor's painter draws them over the background picture
     (pick a class, brush size, soft edge, strength, eraser) and writes them into strokes; any number of classes.
