@@ -15,6 +15,7 @@ const LABELS_ROUTE = "/neural-collage/labels";
 const QUEUE_GAP_MS = 300;
 const CANVAS_PX = 512; // the canvas's own resolution (strokes are stored in fractions, whatever the picture's size)
 const MIN_HEIGHT = 300;
+const OVERLAY_ALPHA = 0.45; // how strongly painted classes tint the picture on the canvas
 const round4 = (v) => Math.round(Math.min(1, Math.max(0, v)) * 10000) / 10000;
 
 function el(tag, props = {}, style = {}) {
@@ -45,10 +46,7 @@ class Painter {
     this.lastStrokeAt = null;
     this.timer = null;
     this.strokesWidget = node.widgets?.find((w) => w.name === "strokes");
-    if (this.strokesWidget) {
-      this.strokesWidget.options = this.strokesWidget.options || {};
-      this.strokesWidget.options.hidden = true; // the painter edits it; the JSON stays in the workflow
-    }
+    this.hideStrokesText();
     this.build();
     this.widget = node.addDOMWidget("painter", "neural_collage_painter", this.root, {
       serialize: false,
@@ -59,7 +57,8 @@ class Painter {
     });
     this.widget.serialize = false;
     const [w, h] = node.size;
-    node.setSize([Math.max(w, 380), Math.max(h, 560)]);
+    node.setSize([Math.max(w, 320), Math.max(h, 520)]);
+    setTimeout(() => this.hideStrokesText(), 0);
     this.onEvent = (e) => this.onApiEvent(e);
     for (const name of ["execution_success", "execution_error", "execution_interrupted"]) {
       api.addEventListener(name, this.onEvent);
@@ -69,6 +68,16 @@ class Painter {
   }
 
   // ------------------------------------------------------------------------------------------------- the widget
+  hideStrokesText() {
+    // the painter edits the strokes; their JSON stays in the workflow (and in the prompt) but not on the node
+    const w = this.strokesWidget;
+    if (!w) return;
+    w.hidden = true;
+    w.options = w.options || {};
+    w.options.hidden = true;
+    if (w.element?.style) w.element.style.display = "none";
+  }
+
   build() {
     this.root = el("div", { className: "neural-collage-painter" },
       { display: "flex", flexDirection: "column", gap: "4px", width: "100%", height: "100%", boxSizing: "border-box",
@@ -197,8 +206,12 @@ class Painter {
   }
 
   point(e) {
+    // the square picture inside the element (object-fit: contain centres it when the element is not square)
     const r = this.canvas.getBoundingClientRect();
-    return [round4((e.clientX - r.left) / r.width), round4((e.clientY - r.top) / r.height)];
+    const side = Math.min(r.width, r.height) || 1;
+    const left = r.left + (r.width - side) / 2;
+    const top = r.top + (r.height - side) / 2;
+    return [round4((e.clientX - left) / side), round4((e.clientY - top) / side)];
   }
 
   onPointer(e) {
@@ -289,7 +302,7 @@ class Painter {
     const oc = o.getContext("2d");
     const all = this.current ? [...this.strokes(), this.current] : this.strokes();
     for (const s of all) this.drawStroke(oc, s, W, H);
-    c.globalAlpha = 0.55;
+    c.globalAlpha = OVERLAY_ALPHA;
     c.drawImage(o, 0, 0);
     c.globalAlpha = 1;
     if (this.hover) {
@@ -354,7 +367,8 @@ app.registerExtension({
       const p = this.painter;
       if (p) {
         const [w, h] = this.size;
-        this.setSize([Math.max(w, 380), Math.max(h, 560)]);
+        this.setSize([Math.max(w, 320), Math.max(h, 520)]);
+        p.hideStrokesText();
         p.labelsModel = null;
         setTimeout(() => p.refreshLabels(), 0);
         p.redraw();

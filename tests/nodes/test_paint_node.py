@@ -126,3 +126,15 @@ def test_a_new_stroke_re_runs_only_the_painter_and_what_is_below(tmp_path):
     wf[PAINT]["inputs"]["strokes"] = json.dumps(strokes)
     res = engine.run(wf)
     assert res.ok and sorted(res.executed) == [PAINT, "6", "7"]
+
+
+def test_strokes_can_be_set_as_json_on_the_command_line():
+    from collage_nodes.runner import apply_set, parse_set
+
+    wf = api("paint_collage")
+    node, name, value = parse_set('Paint the class map.strokes=[{"class": "tiger", "size": 0.4, '
+                                  '"points": [[0.3, 0.6], [0.7, 0.6]]}]')
+    assert apply_set(wf, collage_nodes.registry(), node, name, value) == PAINT
+    assert parse_strokes(wf[PAINT]["inputs"]["strokes"])[0].class_name == "tiger"  # stored as the JSON text
+    apply_set(wf, collage_nodes.registry(), "Paint the class map", "strokes", ["4", 0])
+    assert wf[PAINT]["inputs"]["strokes"] == ["4", 0]  # a link stays a link
