@@ -9,6 +9,7 @@ to the installed package when there is one (``pip install -e ComfyUI/custom_node
 only install ``requirements.txt``), the two libraries are loaded from this folder under those names. ``sys.path`` is
 not changed, nothing is printed or downloaded.
 
+``WEB_DIRECTORY`` names the pack's editor extensions (``nodes/web``: the class-map painter of Paint Class Map).
 Nothing is built at import time: the two mappings are made on first access (module ``__getattr__``, which
 ComfyUI's ``hasattr``/``getattr`` checks trigger), so importing this folder as a package (as pytest does for the
 repository root) needs neither torch nor the node modules.
@@ -37,7 +38,9 @@ def _load_from_this_folder(name):
 
 
 _EXPORTS = ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS")
-__all__ = list(_EXPORTS)
+#: the editor extensions of the pack (the Paint Class Map painter), served by ComfyUI at /extensions/<folder name>/
+WEB_DIRECTORY = "./nodes/web"
+__all__ = [*_EXPORTS, "WEB_DIRECTORY"]
 
 
 def __getattr__(name):
@@ -45,7 +48,8 @@ def __getattr__(name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     for library in ("collage_engine", "collage_core"):
         _load_from_this_folder(library)
-    from .nodes import comfy
+    from .nodes import comfy, paint
 
     globals().update({n: getattr(comfy, n) for n in _EXPORTS})
+    paint.register_comfyui_routes()  # the painter's labels route, when running inside ComfyUI
     return globals()[name]

@@ -30,6 +30,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "workflows"  # editor format
 EXAMPLES_FOLDER = "workflows/neural-collage"
 #: the pictures the example workflows name (``examples/chelsea.png``), copied into the input folder
 EXAMPLE_INPUTS = Path(__file__).resolve().parent.parent / "workflows" / "examples"
+#: the pack's editor extensions (ComfyUI's WEB_DIRECTORY), served at /extensions/neural-collage/
+WEB_DIR = Path(__file__).resolve().parent.parent / "nodes" / "web"
+EXTENSION_NAME = "neural-collage"
 
 __all__ = ["add_parser", "make_server", "prepare_prompt", "frontend_root", "frontend_version", "FRONTEND_VERSION"]
 
@@ -102,6 +105,31 @@ def seed_example_inputs(server: Any, examples: Path = EXAMPLE_INPUTS) -> list[st
     return copied
 
 
+def labels_route(get_server, model_override: str | None = None):
+    """``GET /neural-collage/labels?model=NAME``: the class names and painter colours of a model input's value,
+    resolved like the workflow's (``emoji-animals`` means ``--model`` when given; file names are confined to the
+    models folder and ``--allow-path``), nothing loaded. 404 with a reason when the model names nothing usable."""
+    from aiohttp import web
+
+    from collage_engine import PathRefusedError
+    from collage_nodes.paint import labels_payload, model_labels
+
+    async def handler(request: web.Request) -> web.Response:
+        server = get_server()
+        model = request.query.get("model", "")
+        target = model_override if model_override and model == DEFAULT_MODEL else model
+        paths = server.engine.paths
+        try:
+            resolved = paths.resolve(target, "model") if paths is not None and target else target
+        except PathRefusedError as e:
+            return web.json_response({"error": str(e)}, status=404)
+        names = model_labels(resolved)
+        if names is None:
+            return web.json_response({"error": f"no class names found for model {model!r}"}, status=404)
+        return web.json_response({"model": model, **labels_payload(names)})
+    return handler
+
+
 def _system_info() -> dict:
     import platform
 
@@ -147,6 +175,7 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
 
     import collage_nodes
     from collage_engine.server import PromptServer
+    from collage_nodes.paint import LABELS_ROUTE
 
     try:
         ours = version("neural-collage")
@@ -165,7 +194,9 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                           prepare_prompt=lambda p, s: prepare_prompt(p, s, model, device),
                           system_info=_system_info, max_upload_bytes=max_upload_bytes, max_queue=max_queue,
                           max_history=max_history, name="neural-collage", version=ours,
-                          templates={"neural-collage": str(EXAMPLES)} if examples and EXAMPLES.is_dir() else None)
+                          templates={"neural-collage": str(EXAMPLES)} if examples and EXAMPLES.is_dir() else None,
+                          extensions={EXTENSION_NAME: str(WEB_DIR)} if WEB_DIR.is_dir() else None,
+                          routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model))])
     server.models_dir = models
     if examples:
         seed_examples(server)

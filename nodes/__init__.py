@@ -19,7 +19,8 @@ Build and run graphs in Python::
 Saved workflows (``workflows/*.json``, editor format, or ``workflows/api/*.json``) run the same way:
 ``collage_nodes.engine().run("workflows/x.json")``.
 Node modules: :mod:`.model`, :mod:`.latent`, :mod:`.classes`, :mod:`.feature`, :mod:`.generate`, :mod:`.image`,
-:mod:`.mask`, :mod:`.realimage`; the reference documentation (``docs/nodes.md``) is generated from them by :mod:`.docs`.
+:mod:`.mask`, :mod:`.realimage`, :mod:`.paint`; the reference documentation (``docs/nodes.md``) is generated
+from them by :mod:`.docs`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-NODE_MODULES = ("model", "latent", "classes", "feature", "generate", "image", "mask", "realimage")
+NODE_MODULES = ("model", "latent", "classes", "paint", "feature", "generate", "image", "mask", "realimage")
 
 __all__ = ["NODE_MODULES", "engine", "map_workflow", "registry"]
 

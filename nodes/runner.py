@@ -105,8 +105,16 @@ def apply_set(api: dict, registry, node: str, name: str, value: Any) -> str:
     cls = registry.get(entry.get("class_type"))
     if cls is not None and name not in cls.input_map:
         raise OverrideError(f"node {nid} ({cls.name}) has no input {name!r}; inputs: {', '.join(cls.input_map)}")
+    inp = cls.input_map[name] if cls is not None else None
+    if inp is not None and inp.type == "STRING" and isinstance(value, (list, dict)) and not _is_link(value):
+        value = json.dumps(value)  # JSON given to a text input (e.g. Paint Class Map's strokes) is its text
     entry.setdefault("inputs", {})[name] = value
     return nid
+
+
+def _is_link(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+            and isinstance(value[1], int) and not isinstance(value[1], bool))
 
 
 def set_everywhere(api: dict, registry, name: str, value: Any, class_type: str | None = None) -> list[str]:

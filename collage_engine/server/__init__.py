@@ -15,9 +15,12 @@ prefix::
     POST /interrupt     stop the running prompt (optionally only if it is {"prompt_id": ...}); 200 when idle too
     GET  /view          a file of the output, input or temp folder (confined: no traversal, no symlink escapes)
     POST /upload/image  multipart upload into the input (or temp/output) folder, size-limited
+    POST /upload/mask   the same, the upload's alpha written into the picture ``original_ref`` names (mask editor)
+    GET  /extensions    the ``.js`` files of the ``extensions`` folders (a pack's WEB_DIRECTORY), served at
+                        /extensions/NAME/...; ``routes`` adds a pack's own routes (e.g. /neural-collage/labels)
     GET/POST /settings[/{id}], GET /users, GET/POST/DELETE /userdata/{file}, POST /userdata/{file}/move/{dest},
     GET /userdata?dir=, GET /v2/userdata      settings and saved workflows in the user folder
-    GET  /system_stats, /features, /extensions, /embeddings, /models[/{folder}], /experiment/models, /i18n,
+    GET  /system_stats, /features, /embeddings, /models[/{folder}], /experiment/models, /i18n,
          /node_replacements, /global_subgraphs, /workflow_templates[/{module}/{file}]   what the editor asks
          for at start (``templates`` folders are offered in its template browser)
     GET  /ws            WebSocket: status, execution_start, execution_cached, executing, progress, executed,

@@ -38,7 +38,10 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
     ``engine_factory`` (a callable returning an :class:`Engine`) or ``registry`` (then a plain ``Engine`` is
     made) gives the engine; ``web_root`` is a folder of static files served at ``/`` (None: a small page
     listing the API). Folders: ``base_dir`` holds ``output/``, ``input/``, ``temp/`` and ``user/`` unless given
-    one by one. ``prepare_prompt(prompt, server) -> prompt`` may rewrite each queued API prompt (e.g. point
+    one by one. ``extensions`` maps a pack name to a folder of editor extensions (ComfyUI's ``WEB_DIRECTORY``):
+    ``/extensions`` lists its ``.js`` files and ``/extensions/NAME/...`` serves the folder; ``routes`` adds
+    ``(method, path, handler)`` routes (answered with and without ``/api``, as ComfyUI's custom routes).
+    ``prepare_prompt(prompt, server) -> prompt`` may rewrite each queued API prompt (e.g. point
     savers at :attr:`output_dir`); ``system_info()`` adds to ``/system_stats`` (``{"system": {...},
     "devices": [...]}``). Uploads and request bodies are limited to ``max_upload_bytes``; at most
     ``max_queue`` prompts wait and ``max_history`` finished ones are kept. With ``durable`` (the default) the
@@ -55,7 +58,9 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
                  max_queue: int = 1000, max_history: int = 10_000, name: str = "collage_engine",
                  version: str = "0.0.0", features: dict | None = None,
                  default_settings: dict | None = None, templates: dict[str, str] | None = None,
-                 durable: bool = True, allowed_hosts: Iterable[str] = ()) -> None:
+                 durable: bool = True, allowed_hosts: Iterable[str] = (),
+                 extensions: dict[str, str] | None = None,
+                 routes: Iterable[tuple[str, str, Callable]] = ()) -> None:
         if engine_factory is None and registry is None:
             raise ValueError("give engine_factory or registry")
         self.engine: Engine = engine_factory() if engine_factory is not None else Engine(registry)  # type: ignore
@@ -72,6 +77,8 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         self.allowed_hosts = {h.strip("[]").lower() for h in allowed_hosts}
         self.default_settings = dict(default_settings or {})
         self.templates = {k: os.path.abspath(v) for k, v in (templates or {}).items()}
+        self.extensions = {k: os.path.abspath(v) for k, v in (extensions or {}).items()}
+        self.extra_routes = list(routes)
         for sub in ("workflows", "subgraphs"):  # the editor lists these at start
             os.makedirs(os.path.join(self.user_root(), sub), exist_ok=True)
         self.system_info = system_info
@@ -130,9 +137,10 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         post("/free")(self._free)
         get("/view")(self._view)
         post("/upload/image")(self._upload_image)
+        post("/upload/mask")(self._upload_mask)
         get("/system_stats")(self._system_stats)
         get("/features")(self._features)
-        get("/extensions")(self._const([]))
+        get("/extensions")(self._list_extensions)
         get("/embeddings")(self._const([]))
         get("/models")(self._const([]))
         get("/models/{folder}")(self._const([]))
@@ -157,6 +165,9 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         delete("/userdata/{file}")(self._delete_userdata)
         post("/userdata/{file}/move/{dest}")(self._move_userdata)
 
+        for method, path, handler in self.extra_routes:
+            routes.route(method, path)(handler)
+
         api = web.RouteTableDef()
         for r in routes:
             api.route(r.method, "/api" + r.path)(r.handler)  # type: ignore[attr-defined]
@@ -166,6 +177,8 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         app.router.add_get("/templates/index.json", self._const([]))  # no workflow-templates package
         app.router.add_get("/templates/index_logo.json", self._const({}))
         app.router.add_get("/user.css", self._user_css)
+        for name in self.extensions:  # before the editor's static files (which have an extensions/ folder too)
+            app.router.add_get(f"/extensions/{name}/{{path:.+}}", self._extension_files(name))
         app.router.add_get("/api/userdata/user.css", self._user_css)
         if self.web_root and os.path.isdir(self.web_root):
             app.router.add_static("/", self.web_root, follow_symlinks=False)

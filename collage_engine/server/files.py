@@ -7,6 +7,7 @@ user data, every client-named path confined by :func:`~collage_engine.server.pro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import mimetypes
 import os
@@ -15,6 +16,7 @@ import shutil
 import tempfile
 import threading
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -74,7 +76,9 @@ class FilesMixin:
         headers["Content-Type"] = ctype
         return web.FileResponse(path, headers=headers)
 
-    async def _upload_image(self, request: web.Request) -> web.Response:
+    async def _read_upload(self, request: web.Request) -> tuple[str, str, dict[str, str]] | web.Response:
+        """Read a multipart upload: its ``image`` file into a temporary file of the temp folder, and its small
+        fields; ``(tmp_path, original file name, fields)`` or an error response (the temporary file is removed)."""
         limit = self.max_upload_bytes
         if request.content_length is not None and request.content_length > limit + (1 << 16):
             return _error(413, "too_large", "upload too large", f"at most {limit} bytes")
@@ -84,7 +88,6 @@ class FilesMixin:
             return _error(400, "invalid_request", "expected a multipart/form-data upload with an 'image' file")
         fields: dict[str, str] = {}
         tmp_path, orig_name, size = None, None, 0
-        tmp_dir = self.temp_dir
         try:
             while True:
                 part = await reader.next()
@@ -93,7 +96,7 @@ class FilesMixin:
                 name = getattr(part, "name", None)
                 if name == "image" and getattr(part, "filename", None) is not None and tmp_path is None:
                     orig_name = part.filename
-                    fd, tmp_path = tempfile.mkstemp(prefix=".upload-", dir=tmp_dir)
+                    fd, tmp_path = tempfile.mkstemp(prefix=".upload-", dir=self.temp_dir)
                     with os.fdopen(fd, "wb") as f:
                         while True:
                             chunk = await part.read_chunk(UPLOAD_CHUNK)
@@ -112,41 +115,112 @@ class FilesMixin:
                     await part.release()
             if tmp_path is None:
                 return _error(400, "invalid_request", "no 'image' file in the upload")
-            try:
-                filename = _plain_name(os.path.basename((orig_name or "").replace("\\", "/")) or "", "file name")
-                if filename.startswith("."):
-                    raise PathRefused("file name must not start with '.'")
-                kind = fields.get("type") or "input"
-                base = self.folder(kind)
-                subfolder = fields.get("subfolder", "")
-                folder = safe_join(base, subfolder)
-            except PathRefused as e:  # ComfyUI answers every refused upload path with 400
-                return _error(400, "invalid_path", "upload refused", str(e))
-            os.makedirs(folder, exist_ok=True)
-            folder = safe_join(base, subfolder)  # again, now that it exists (symlinks)
-            overwrite = fields.get("overwrite", "").lower() in ("true", "1")
-            target = os.path.join(folder, filename)
-            if not overwrite:
-                stem, ext = os.path.splitext(filename)
-                n = 1
-                while os.path.lexists(target):
-                    if os.path.isfile(target) and _same_content(target, tmp_path):
-                        break
-                    filename = f"{stem} ({n}){ext}"
-                    target = os.path.join(folder, filename)
-                    n += 1
-            elif os.path.islink(target):
-                return _error(400, "invalid_path", "upload refused", "the target is a symbolic link")
-            shutil.move(tmp_path, target)
-            tmp_path = None
-            rel_sub = os.path.relpath(folder, os.path.realpath(base)).replace(os.sep, "/")
-            return _json({"name": filename, "subfolder": "" if rel_sub == "." else rel_sub, "type": kind})
+            result, tmp_path = (tmp_path, orig_name or "", fields), None
+            return result
         finally:
-            if tmp_path is not None:
-                try:
-                    os.unlink(tmp_path)
-                except OSError:
-                    pass
+            _remove(tmp_path)
+
+    def _store_upload(self, tmp_path: str, orig_name: str, fields: dict[str, str]) -> web.Response:
+        """Move an uploaded file to its folder (``type``, ``subfolder``; a new name unless ``overwrite``) and answer
+        ComfyUI's ``{name, subfolder, type}``."""
+        try:
+            filename = _plain_name(os.path.basename(orig_name.replace("\\", "/")) or "", "file name")
+            if filename.startswith("."):
+                raise PathRefused("file name must not start with '.'")
+            kind = fields.get("type") or "input"
+            base = self.folder(kind)
+            subfolder = fields.get("subfolder", "")
+            folder = safe_join(base, subfolder)
+        except PathRefused as e:  # ComfyUI answers every refused upload path with 400
+            return _error(400, "invalid_path", "upload refused", str(e))
+        os.makedirs(folder, exist_ok=True)
+        folder = safe_join(base, subfolder)  # again, now that it exists (symlinks)
+        overwrite = fields.get("overwrite", "").lower() in ("true", "1")
+        target = os.path.join(folder, filename)
+        if not overwrite:
+            stem, ext = os.path.splitext(filename)
+            n = 1
+            while os.path.lexists(target):
+                if os.path.isfile(target) and _same_content(target, tmp_path):
+                    break
+                filename = f"{stem} ({n}){ext}"
+                target = os.path.join(folder, filename)
+                n += 1
+        elif os.path.islink(target):
+            return _error(400, "invalid_path", "upload refused", "the target is a symbolic link")
+        shutil.move(tmp_path, target)
+        rel_sub = os.path.relpath(folder, os.path.realpath(base)).replace(os.sep, "/")
+        return _json({"name": filename, "subfolder": "" if rel_sub == "." else rel_sub, "type": kind})
+
+    async def _upload_image(self, request: web.Request) -> web.Response:
+        got = await self._read_upload(request)
+        if isinstance(got, web.Response):
+            return got
+        tmp_path, orig_name, fields = got
+        try:
+            return self._store_upload(tmp_path, orig_name, fields)
+        finally:
+            _remove(tmp_path)
+
+    async def _upload_mask(self, request: web.Request) -> web.Response:
+        """ComfyUI's mask editor: the uploaded picture's alpha becomes the alpha of the original picture that
+        ``original_ref`` (``{filename, subfolder, type}``; ``filename`` may end in `` [input]``) names; the result
+        (the original's pixels and text chunks, the new alpha) is stored like an image upload."""
+        got = await self._read_upload(request)
+        if isinstance(got, web.Response):
+            return got
+        tmp_path, orig_name, fields = got
+        try:
+            try:
+                ref = json.loads(fields.get("original_ref") or "")
+            except ValueError:
+                ref = None
+            if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str) or not ref["filename"]:
+                return _error(400, "invalid_request", "original_ref must be JSON naming the original picture",
+                              'e.g. {"filename": "photo.png", "subfolder": "", "type": "input"}')
+            name, kind = ref["filename"], ref.get("type") or "output"
+            m = re.fullmatch(r"(.*) \[(input|output|temp)\]", name)
+            if m:
+                name, kind = m.group(1), m.group(2)
+            try:
+                original = safe_join(self.folder(kind), str(ref.get("subfolder") or ""), _plain_name(name))
+            except PathRefused as e:
+                return _error(400, "invalid_path", "original_ref refused", str(e))
+            if not os.path.isfile(original):
+                return _error(404, "not_found", "the original picture of original_ref is not there", name)
+            problem = await asyncio.get_running_loop().run_in_executor(None, _put_alpha, original, tmp_path)
+            if problem:
+                return _error(400, "invalid_request", "cannot apply the mask", problem)
+            return self._store_upload(tmp_path, orig_name, fields)
+        finally:
+            _remove(tmp_path)
+
+    # -- editor extensions (ComfyUI's WEB_DIRECTORY of a node pack) ----------------------------------------------
+    extensions: dict[str, str]
+
+    async def _list_extensions(self, request: web.Request) -> web.Response:
+        """The ``.js`` files of every extension folder as ``/extensions/NAME/PATH`` (what the editor imports)."""
+        out = []
+        for name, folder in self.extensions.items():
+            for path in _walk_files(folder, True) if os.path.isdir(folder) else []:
+                if path.endswith(".js"):
+                    rel = os.path.relpath(path, folder).replace(os.sep, "/")
+                    out.append(f"/extensions/{quote(name)}/{quote(rel)}")
+        return _json(out)
+
+    def _extension_files(self, name: str) -> Any:
+        """The handler of ``/extensions/NAME/{path}``: files of that extension folder only (confined)."""
+        folder = self.extensions[name]
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            path = safe_join(folder, request.match_info["path"])
+            if not os.path.isfile(path):
+                return _error(404, "not_found", "no such extension file", request.match_info["path"])
+            ctype = "text/javascript" if path.endswith(".js") else (mimetypes.guess_type(path)[0]
+                                                                    or "application/octet-stream")
+            return web.FileResponse(path, headers={"Content-Type": ctype, "X-Content-Type-Options": "nosniff",
+                                                   "Cache-Control": "no-cache"})
+        return handler
 
     # -- templates ------------------------------------------------------------------------------------------------
     async def _workflow_templates(self, request: web.Request) -> web.Response:
@@ -309,6 +383,36 @@ class FilesMixin:
 
 
 # ------------------------------------------------------------------------------------------------- helpers
+def _remove(path: str | None) -> None:
+    if path is not None:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def _put_alpha(original: str, mask_path: str) -> str | None:
+    """Write into ``mask_path`` (PNG) the ``original`` picture with the alpha channel of the picture in
+    ``mask_path``, keeping the original's PNG text chunks; a message instead when that cannot be done."""
+    from PIL import Image, PngImagePlugin
+
+    try:
+        with Image.open(mask_path) as m:
+            alpha = m.convert("RGBA").getchannel("A")
+        with Image.open(original) as o:
+            info = PngImagePlugin.PngInfo()
+            for k, v in (getattr(o, "text", None) or {}).items():
+                info.add_text(k, v)
+            pic = o.convert("RGBA")
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        return f"not a readable picture: {e}"
+    if alpha.size != pic.size:
+        return f"the mask is {alpha.size[0]}x{alpha.size[1]}, the original {pic.size[0]}x{pic.size[1]}; they must match"
+    pic.putalpha(alpha)
+    pic.save(mask_path, format="PNG", pnginfo=info, compress_level=4)
+    return None
+
+
 def _header_name(name: str) -> str:
     return re.sub(r'[^A-Za-z0-9._ ()-]', "_", name)
 

@@ -19,7 +19,8 @@ NAMES = sorted(p.stem for p in (WORKFLOWS / "api").glob("*.json"))
 # the BigGAN workflows need BigGAN weights: tests/nodes/test_biggan_nodes.py validates them and runs them on a tiny one
 SNGAN_NAMES = [n for n in NAMES if not n.startswith("biggan_")]
 EXPECTED = {"class_collage", "class_interpolation_grid", "feature_transplant", "layer_ablation_grid",
-            "class_and_feature_grid", "real_image_edit", "photo_edit", "biggan_collage", "biggan_feature_transplant"}
+            "class_and_feature_grid", "real_image_edit", "photo_edit", "biggan_collage", "biggan_feature_transplant",
+            "paint_collage"}
 REG = collage_nodes.registry()
 
 
