@@ -136,6 +136,10 @@ def main() -> None:
         src, col = Image.open(s["Save source"][0]), Image.open(s["Save collage"][0])
         labelled_row([src, col], ["dog (z, seed 7)", "sCBN: face region -> cat"]).save(out / "class_collage.png")
 
+        s = run("paint_collage", args.model, tmp / "paint")
+        painted = Image.open(s["Save collage"][0])  # the same latent and base class as class_collage's source
+        labelled_row([src, painted], ["dog (z, seed 7)", "two painted strokes -> cat"]).save(out / "paint_collage.png")
+
         for name in ("class_interpolation_grid", "layer_ablation_grid", "class_and_feature_grid", "feature_transplant"):
             s = run(name, args.model, tmp / name)
             (path,) = [p for paths in s.values() for p in paths]
