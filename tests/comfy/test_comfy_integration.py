@@ -263,6 +263,22 @@ def test_every_template_opens_a_graph_of_our_nodes(server):
             assert r.status == 200 and r.read(3) == b"\xff\xd8\xff"  # a JPEG
 
 
+def test_the_painter_works_in_comfyuis_editor(server, tmp_path):
+    """The class-map painter in a real ComfyUI: the pack's extension loads (WEB_DIRECTORY), the labels route
+    answers, the paint_collage template opens as a graph, strokes painted with the mouse re-run the graph."""
+    cdp = pytest.importorskip("cdp")
+    if cdp.find_chromium() is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)")
+    import asyncio
+
+    from editor_session import paint_session
+
+    report = asyncio.run(paint_session(server.url, server.output, tmp_path / "painter-comfyui.png",
+                                       open_via="template"))
+    print("\npainter in ComfyUI:", json.dumps(report, indent=1))
+    assert len(report["stroke_to_picture_ms"]) == 3
+
+
 def test_an_identical_prompt_is_served_from_comfyuis_cache(server):
     prompt, _ = _with_models(json.loads((ROOT / "workflows" / "api" / "class_collage.json").read_text()))
     server.run(prompt)
@@ -309,8 +325,8 @@ def test_progress_and_cancel_reach_a_running_node(server):
         "4": {"class_type": "Generate", "inputs": {"generator": ["1", 0], "z": ["2", 0], "classes": ["3", 0],
                                                    "combine": "pairwise"}},
         "5": {"class_type": "ProjectImage", "inputs": {"generator": ["1", 0], "image": ["4", 0], "class_name": "dog",
-                                                       "top_k": 1, "steps": 5000, "restarts": 8, "lr": 0.075,
-                                                       "pixel_weight": 0.2, "patience": 0, "seed": 0}},
+                                                       "top_k": 1, "steps": 5000, "restarts": 8, "init_samples": 0,
+                                                       "lr": 0.075, "pixel_weight": 0.2, "patience": 0, "seed": 0}},
         "6": {"class_type": "CollageSaveImage", "inputs": {"images": ["5", 1], "filename_prefix": "interrupted"}},
     }
     if Path(tiny_d).is_file() and "discriminator" in NODE_CLASS_MAPPINGS["ProjectImage"].INPUT_TYPES().get(
