@@ -152,6 +152,17 @@ async def session(url: str, work: Path, shot: Path) -> dict:
         await page.wait_for("app.graph.nodes.length === 10 && "
                             "app.graph.nodes.filter(n => n.type === 'CollageSaveImage').length === 2", timeout=30)
 
+        # 4b. class inputs are dropdowns of the model's labels (nodes/web/classes.js); the saved values are kept
+        combo = await page.wait_for(
+            "(() => { const p = app.graph.nodes.find(n => n.type === 'PaintClass'); "
+            "const w = p && p.widgets.find(w => w.name === 'class_name'); "
+            "return w && w.type === 'combo' && [w.value, w.options.values]; })()", timeout=30)
+        assert combo[0] == "cat" and combo[1][:3] == ["dog", "cat", "tiger"] and len(combo[1]) == 21, combo
+        saved_ui = await page.eval("app.graph.serialize()")
+        (paint,) = [n for n in saved_ui["nodes"] if n["type"] == "PaintClass"]
+        assert paint["widgets_values"] == ["cat", 1.0], paint["widgets_values"]
+        report["class_choices"] = len(combo[1])
+
         # 5. the embedded model when installed, else the tiny test generator typed into Load Generator's model
         if embedded_model_path("emoji-animals") is None:
             value = await page.eval(
