@@ -1,10 +1,14 @@
-"""The node pack inside ComfyUI: ComfyUI (v1) node classes generated from the pack's declarations.
+"""The node pack inside ComfyUI: the boundary code of both node APIs, and the classic (V1) classes.
 
 Nothing here is written per node. :func:`comfy_class` turns a declaration (a :class:`collage_engine.Node`
 subclass) into a class with ComfyUI's classic interface, and :data:`NODE_CLASS_MAPPINGS` /
-:data:`NODE_DISPLAY_NAME_MAPPINGS` hold every node of :func:`collage_nodes.registry`. ComfyUI finds them through
-the repository root's ``__init__.py`` (the folder placed in ``ComfyUI/custom_nodes/``); with the package installed
-from pip, a one-line file in ``custom_nodes`` does the same::
+:data:`NODE_DISPLAY_NAME_MAPPINGS` hold every node of :func:`collage_nodes.registry`. :mod:`.comfy_v3` makes the
+V3 classes (``comfy_api.latest``) from the same declarations with the same functions of this module
+(:func:`input_entry`, :func:`run_declaration`, :func:`fingerprint_of`, :func:`validate_given`,
+:func:`validated_inputs`, :func:`display_name`); the repository root's ``__init__.py`` (the folder placed in
+``ComfyUI/custom_nodes/``) exports V3 where ComfyUI has it, V1 otherwise. With the package installed from pip, a
+one-line file in ``custom_nodes`` does the same (V1 here; V3: ``from collage_nodes.comfy_v3 import
+comfy_entrypoint``)::
 
     from collage_nodes.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
@@ -27,8 +31,11 @@ What the generated classes do at the boundary:
 * ``IS_CHANGED`` (only where a node reads files or has a ``fingerprint`` hook) returns the size and mtime of every
   ``file=True`` input plus the hook's fingerprint, so ComfyUI re-runs loaders whose files changed; ``always_run``
   nodes return NaN (and are ``NOT_IDEMPOTENT``).
-* ``VALIDATE_INPUTS`` (only where a node has a ``validate`` hook) takes exactly the inputs the hook names, checks
-  their ranges and choices (ComfyUI skips its own checks for inputs a VALIDATE_INPUTS takes) and runs the hook.
+* ``VALIDATE_INPUTS`` (where a node has a ``validate`` hook or a model input) takes exactly the inputs the hook
+  names plus the model inputs, checks their ranges and choices (ComfyUI skips its own checks for inputs a
+  VALIDATE_INPUTS takes) and runs the hook.
+* Model inputs (``path_kind="model"``) are dropdowns of the embedded models and of ComfyUI's ``neural_collage``
+  model folder that still accept any path (:mod:`.comfy_models`).
 * Display names that repeat one of ComfyUI's own (``Load Image``, ``Invert Mask``...) get " (Collage)".
 * Loaded generators are kept across prompts in a small LRU (:data:`KEEP_LOADED`), keyed by checkpoint path, size,
   mtime, device and dtype, so switching workflows does not reload the model.
@@ -161,7 +168,7 @@ class ComfyContext(Context):
 
 
 # ------------------------------------------------------------------------------------------------ declarations
-def _shown(inp: Input) -> bool:
+def is_shown(inp: Input) -> bool:
     return inp.name not in OUTPUT_FOLDER_INPUTS
 
 
@@ -187,7 +194,7 @@ def input_types(node: type[Node]) -> dict:
     """ComfyUI's ``INPUT_TYPES()`` of a declaration: required, optional and hidden inputs."""
     out: dict[str, dict] = {"required": {}, "optional": {}}
     for inp in node.inputs:
-        if _shown(inp):
+        if is_shown(inp):
             out["optional" if inp.optional else "required"][inp.name] = input_entry(node, inp)
     if not out["optional"]:
         del out["optional"]
@@ -199,8 +206,8 @@ def _hook_inputs(node: type[Node], hook: str) -> list[str]:
     """The declared inputs a ``validate``/``fingerprint`` hook names in its signature (all shown ones if none)."""
     params = inspect.signature(getattr(node, hook)).parameters.values()
     named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name in node.input_map]
-    return [n for n in named if _shown(node.input_map[n])] or \
-        [i.name for i in node.inputs if i.is_widget and _shown(i)]
+    return [n for n in named if is_shown(node.input_map[n])] or \
+        [i.name for i in node.inputs if i.is_widget and is_shown(i)]
 
 
 def validated_inputs(node: type[Node], all_combos: bool = False) -> list[str]:
@@ -208,7 +215,7 @@ def validated_inputs(node: type[Node], all_combos: bool = False) -> list[str]:
     ``validate`` hook names, its model inputs (a dropdown that also takes paths) and, with ``all_combos`` (V3, whose
     COMBO values ComfyUI v0.3.64 does not check against the list), every COMBO. Empty: no validation hook needed."""
     names = _hook_inputs(node, "validate") if node.validate is not Node.validate else []
-    names += [i.name for i in node.inputs if _shown(i) and (is_model_input(i) or (all_combos and i.type == "COMBO"
+    names += [i.name for i in node.inputs if is_shown(i) and (is_model_input(i) or (all_combos and i.type == "COMBO"
                                                                                   and i.is_widget))]
     return list(dict.fromkeys(names))
 
@@ -428,7 +435,7 @@ def _fingerprint_material(node: type[Node], consts: dict) -> Any:
     """The engine's fingerprint of a node (its shown file inputs and its ``fingerprint`` hook, called with the inputs
     the hook names), or NaN for "always changed" (ComfyUI's convention)."""
     hook = _hook_inputs(node, "fingerprint") if node.fingerprint is not Node.fingerprint else None
-    fp = node_fingerprint(node, consts, file_inputs=[i for i in node.inputs if i.file and _shown(i)],
+    fp = node_fingerprint(node, consts, file_inputs=[i for i in node.inputs if i.file and is_shown(i)],
                           hook_inputs=hook)
     return float("nan") if fp is VOLATILE else fp
 
