@@ -200,6 +200,15 @@ async def comfy_entrypoint() -> Any:
     return _extension(api, _classes)
 
 
+def _libraries() -> str:
+    """The folder ``collage_core`` and ``collage_engine`` were imported from (links resolved), for the log."""
+    import collage_core
+    import collage_engine
+
+    folders = {os.path.dirname(os.path.dirname(os.path.realpath(m.__file__))) for m in (collage_core, collage_engine)}
+    return ", ".join(sorted(folders))
+
+
 def comfy_exports() -> dict[str, Any]:
     """What the pack's folder exports to ComfyUI: ``{"comfy_entrypoint": ...}`` (V3) where ``comfy_api.latest``
     imports and every class builds its schema under it, else ``NODE_CLASS_MAPPINGS`` and
@@ -221,12 +230,14 @@ def comfy_exports() -> dict[str, Any]:
                         type(e).__name__, e)
         else:
             _classes = classes
-            log.info("neural-collage: %d nodes through ComfyUI's V3 node API (comfy_api.latest)", len(classes))
+            log.info("neural-collage: %d nodes through ComfyUI's V3 node API (comfy_api.latest); libraries from %s",
+                     len(classes), _libraries())
             return {"comfy_entrypoint": comfy_entrypoint}
     elif wanted == "v3":
         raise ImportError(f"{API_ENV}=v3 but ComfyUI's V3 node API (comfy_api.latest, ComfyUI >= 0.3.47) is not "
                           f"importable")
     from .comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
-    log.info("neural-collage: %d nodes through ComfyUI's V1 node API", len(NODE_CLASS_MAPPINGS))
+    log.info("neural-collage: %d nodes through ComfyUI's V1 node API; libraries from %s", len(NODE_CLASS_MAPPINGS),
+             _libraries())
     return {"NODE_CLASS_MAPPINGS": NODE_CLASS_MAPPINGS, "NODE_DISPLAY_NAME_MAPPINGS": NODE_DISPLAY_NAME_MAPPINGS}
