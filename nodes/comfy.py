@@ -1,10 +1,14 @@
-"""The node pack inside ComfyUI: ComfyUI (v1) node classes generated from the pack's declarations.
+"""The node pack inside ComfyUI: the boundary code of both node APIs, and the classic (V1) classes.
 
 Nothing here is written per node. :func:`comfy_class` turns a declaration (a :class:`collage_engine.Node`
 subclass) into a class with ComfyUI's classic interface, and :data:`NODE_CLASS_MAPPINGS` /
-:data:`NODE_DISPLAY_NAME_MAPPINGS` hold every node of :func:`collage_nodes.registry`. ComfyUI finds them through
-the repository root's ``__init__.py`` (the folder placed in ``ComfyUI/custom_nodes/``); with the package installed
-from pip, a one-line file in ``custom_nodes`` does the same::
+:data:`NODE_DISPLAY_NAME_MAPPINGS` hold every node of :func:`collage_nodes.registry`. :mod:`.comfy_v3` makes the
+V3 classes (``comfy_api.latest``) from the same declarations with the same functions of this module
+(:func:`input_entry`, :func:`run_declaration`, :func:`fingerprint_of`, :func:`validate_given`,
+:func:`validated_inputs`, :func:`display_name`); the repository root's ``__init__.py`` (the folder placed in
+``ComfyUI/custom_nodes/``) exports V3 where ComfyUI has it, V1 otherwise. With the package installed from pip, a
+one-line file in ``custom_nodes`` does the same (V1 here; V3: ``from collage_nodes.comfy_v3 import
+comfy_entrypoint``)::
 
     from collage_nodes.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
@@ -27,8 +31,11 @@ What the generated classes do at the boundary:
 * ``IS_CHANGED`` (only where a node reads files or has a ``fingerprint`` hook) returns the size and mtime of every
   ``file=True`` input plus the hook's fingerprint, so ComfyUI re-runs loaders whose files changed; ``always_run``
   nodes return NaN (and are ``NOT_IDEMPOTENT``).
-* ``VALIDATE_INPUTS`` (only where a node has a ``validate`` hook) takes exactly the inputs the hook names, checks
-  their ranges and choices (ComfyUI skips its own checks for inputs a VALIDATE_INPUTS takes) and runs the hook.
+* ``VALIDATE_INPUTS`` (where a node has a ``validate`` hook or a model input) takes exactly the inputs the hook
+  names plus the model inputs, checks their ranges and choices (ComfyUI skips its own checks for inputs a
+  VALIDATE_INPUTS takes) and runs the hook.
+* Model inputs (``path_kind="model"``) are dropdowns of the embedded models and of ComfyUI's ``neural_collage``
+  model folder that still accept any path (:mod:`.comfy_models`).
 * Display names that repeat one of ComfyUI's own (``Load Image``, ``Invert Mask``...) get " (Collage)".
 * Loaded generators are kept across prompts in a small LRU (:data:`KEEP_LOADED`), keyed by checkpoint path, size,
   mtime, device and dtype, so switching workflows does not reload the model.
@@ -63,10 +70,12 @@ from collage_engine import (
 
 from . import registry as _registry
 from .base import IMAGE, MASK, OUTPUT_DIR_INPUT
+from .comfy_models import MODEL_FOLDER, model_choices, model_kind, register_model_folder, resolve_model
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "HIDDEN_INPUTS", "KEEP_LOADED", "COMFY_DISPLAY_NAMES",
-           "DISPLAY_SUFFIX", "ComfyContext",
-           "comfy_class", "comfy_mappings", "input_types", "clear_loaded"]
+           "DISPLAY_SUFFIX", "ComfyContext", "comfy_class", "comfy_mappings", "input_types", "input_entry",
+           "clear_loaded", "run_declaration", "fingerprint_of", "validate_given", "validated_inputs",
+           "needs_fingerprint", "display_name", "register_model_folder"]
 
 #: ComfyUI's hidden inputs every generated class asks for (name -> ComfyUI's hidden type).
 HIDDEN_INPUTS = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"}
@@ -79,6 +88,9 @@ CPU_TYPES = frozenset({IMAGE, MASK})
 COMFY_DISPLAY_NAMES = frozenset({"Load Image", "Combine Masks", "Feather Mask", "Invert Mask", "Threshold Mask",
                                  "Save Image", "Preview Image", "Load Image (as Mask)", "Image Batch"})
 DISPLAY_SUFFIX = " (Collage)"
+#: Added to the tooltip of model inputs inside ComfyUI (where they are dropdowns).
+MODEL_TOOLTIP = (f" In ComfyUI: an embedded model or a file of the models/{MODEL_FOLDER} folder (any other path is "
+                 f"accepted from the API and saved workflows).")
 #: Nodes whose results are kept across prompts: class name -> how many results are kept (LRU).
 KEEP_LOADED = {"LoadGenerator": 2}
 
@@ -156,22 +168,34 @@ class ComfyContext(Context):
 
 
 # ------------------------------------------------------------------------------------------------ declarations
-def _shown(inp: Input) -> bool:
+def is_shown(inp: Input) -> bool:
     return inp.name not in OUTPUT_FOLDER_INPUTS
 
 
-def _input_entry(inp: Input) -> tuple:
-    """One input as ComfyUI's ``(TYPE, options)``; a COMBO's type is its list of choices."""
+def is_model_input(inp: Input) -> bool:
+    """A model input (``path_kind="model"``): a dropdown inside ComfyUI that still takes any path (see
+    :mod:`.comfy_models`)."""
+    return inp.path_kind == "model" and inp.type == "STRING" and inp.is_widget
+
+
+def input_entry(node: type[Node], inp: Input) -> tuple:
+    """One input as ComfyUI's ``(TYPE, options)``; a COMBO's type is its list of choices, a model input is a COMBO
+    of the models ComfyUI can offer (:func:`~.comfy_models.model_choices`)."""
     kind, opts = inp.object_info()
-    return (list(kind) if isinstance(kind, list) else kind, dict(opts))
+    opts = dict(opts)
+    if is_model_input(inp):
+        kind = model_choices(model_kind(node), inp.default)
+        if opts.get("tooltip"):
+            opts["tooltip"] += MODEL_TOOLTIP
+    return (list(kind) if isinstance(kind, list) else kind, opts)
 
 
 def input_types(node: type[Node]) -> dict:
     """ComfyUI's ``INPUT_TYPES()`` of a declaration: required, optional and hidden inputs."""
     out: dict[str, dict] = {"required": {}, "optional": {}}
     for inp in node.inputs:
-        if _shown(inp):
-            out["optional" if inp.optional else "required"][inp.name] = _input_entry(inp)
+        if is_shown(inp):
+            out["optional" if inp.optional else "required"][inp.name] = input_entry(node, inp)
     if not out["optional"]:
         del out["optional"]
     out["hidden"] = dict(HIDDEN_INPUTS)
@@ -182,8 +206,18 @@ def _hook_inputs(node: type[Node], hook: str) -> list[str]:
     """The declared inputs a ``validate``/``fingerprint`` hook names in its signature (all shown ones if none)."""
     params = inspect.signature(getattr(node, hook)).parameters.values()
     named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name in node.input_map]
-    return [n for n in named if _shown(node.input_map[n])] or \
-        [i.name for i in node.inputs if i.is_widget and _shown(i)]
+    return [n for n in named if is_shown(node.input_map[n])] or \
+        [i.name for i in node.inputs if i.is_widget and is_shown(i)]
+
+
+def validated_inputs(node: type[Node], all_combos: bool = False) -> list[str]:
+    """The inputs the generated ``VALIDATE_INPUTS`` / ``validate_inputs`` takes over from ComfyUI: those the node's
+    ``validate`` hook names, its model inputs (a dropdown that also takes paths) and, with ``all_combos`` (V3, whose
+    COMBO values ComfyUI v0.3.64 does not check against the list), every COMBO. Empty: no validation hook needed."""
+    names = _hook_inputs(node, "validate") if node.validate is not Node.validate else []
+    names += [i.name for i in node.inputs if is_shown(i) and (is_model_input(i) or (all_combos and i.type == "COMBO"
+                                                                                  and i.is_widget))]
+    return list(dict.fromkeys(names))
 
 
 def _constants(node: type[Node], given: dict, names: Any = None) -> dict:
@@ -193,9 +227,18 @@ def _constants(node: type[Node], given: dict, names: Any = None) -> dict:
     for inp in node.inputs:
         if (names is not None and inp.name not in names) or given.get(inp.name) is None:
             continue
-        value = given[inp.name]
-        out[inp.name] = _resolve_file(value) if inp.file else value
+        out[inp.name] = _resolve_input(node, inp, given[inp.name])
     return out
+
+
+def _resolve_input(node: type[Node], inp: Input, value: Any) -> Any:
+    """A path input's value as the node reads it inside ComfyUI (files: input folder...; models: the
+    ``neural_collage`` folder); other values unchanged."""
+    if inp.file:
+        return _resolve_file(value)
+    if inp.path_kind == "model":
+        return resolve_model(value, model_kind(node))
+    return value
 
 
 def _messages(result: Any) -> list[str]:
@@ -241,6 +284,108 @@ def _keep_key(node: type[Node], kwargs: dict) -> tuple | None:
         return None
 
 
+# -------------------------------------------------------------------------------- what V1 and V3 classes share
+def run_declaration(node: type[Node], given: dict, *, registry: Any = None, prompt: Any = None,
+                    extra_pnginfo: Any = None, unique_id: Any = None, instance: Node | None = None
+                    ) -> tuple[tuple, dict | None]:
+    """Run a declaration on the inputs ComfyUI passed (``given``: by name; hidden values apart): the inputs completed
+    with their defaults and resolved (paths, ComfyUI's output folder), a :class:`ComfyContext`, kept-loaded results
+    (:data:`KEEP_LOADED`), outside ``torch.inference_mode()``. Returns ComfyUI's output values and the ``ui`` dict
+    (None for nodes without one). Errors propagate as they are."""
+    kwargs: dict[str, Any] = {}
+    for inp in node.inputs:
+        if inp.name in OUTPUT_FOLDER_INPUTS:
+            value = _output_directory(given.get(inp.name, None if inp.default is MISSING else inp.default))
+        elif inp.name in given:
+            value = _resolve_input(node, inp, _from_comfy(given[inp.name]))
+        else:
+            value = None if inp.default is MISSING else inp.default
+        kwargs[inp.name] = value
+    node_id = str(unique_id) if unique_id is not None else ""
+    ctx = ComfyContext(node_id, node.name, _executing_prompt_id(), prompt if isinstance(prompt, dict) else None,
+                       extra_pnginfo if isinstance(extra_pnginfo, dict) else None, registry)
+    limit = KEEP_LOADED.get(node.name, 0)
+    key = _keep_key(node, kwargs) if limit else None
+    if key is not None:
+        with _loaded_lock:
+            if key in _loaded:
+                _loaded.move_to_end(key)
+                return _loaded[key], None
+    import torch
+
+    # ComfyUI executes nodes inside torch.inference_mode(); ours run as in our own engine: tensors that keep
+    # version counters (collage_core's weight caches read them) and autograd available (manifold projection).
+    with torch.inference_mode(False):
+        values, ui = normalise_result(node, (instance or node()).run(ctx, **kwargs))
+    outputs = tuple(_to_comfy(o.type, v) for o, v in zip(node.outputs, values))
+    if ui is not None:
+        return outputs, public_ui(ui)
+    if key is not None:
+        with _loaded_lock:
+            _loaded[key] = outputs
+            while len(_loaded) > limit:
+                _loaded.popitem(last=False)
+    return outputs, None
+
+
+def needs_fingerprint(node: type[Node]) -> bool:
+    """Whether ComfyUI must ask the node before serving it from its cache (files, a fingerprint hook, always_run)."""
+    return node.always_run or node.fingerprint is not Node.fingerprint or any(i.file for i in node.inputs)
+
+
+def fingerprint_of(node: type[Node], given: dict) -> Any:
+    """ComfyUI's ``IS_CHANGED`` / ``fingerprint_inputs`` value: the engine's fingerprint (sizes and mtimes of the
+    files read, the ``fingerprint`` hook) as a JSON string, or NaN (always re-run)."""
+    material = _fingerprint_material(node, _constants(node, given))
+    if _is_nan(material):
+        return material
+    try:
+        return json.dumps(material, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def validate_given(node: type[Node], names: list[str], given: dict) -> Any:
+    """ComfyUI's ``VALIDATE_INPUTS`` / ``validate_inputs`` answer for the inputs ``names`` (those the node took over,
+    :func:`validated_inputs`): True, or one message naming the input(s)."""
+    consts = _constants(node, given, names)
+    for name, value in list(consts.items()):
+        inp = node.input_map[name]
+        if inp.is_widget:  # ComfyUI leaves range and choice checks of these to us
+            value, problem = check_constant(inp, value)
+            if problem:
+                return f"input '{name}': {problem[1]}"
+            consts[name] = value
+    if node.validate is Node.validate:
+        return True
+    try:
+        messages = _messages(node().validate(**consts))
+    except Exception as e:  # noqa: BLE001 - reported as a validation failure, not a crash
+        return f"{type(e).__name__}: {e}"
+    return True if not messages else "; ".join(messages)
+
+
+def with_signature(func: Any, names: list[str]) -> Any:
+    """``func(cls, **given)`` with the signature ``(cls, NAME=None, ...)``: ComfyUI passes a validation hook the
+    inputs its signature names (and then skips its own checks of those only)."""
+    params = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+    func.__signature__ = inspect.Signature(params)
+    return func
+
+
+def display_name(node: type[Node]) -> str:
+    """The node's display name inside ComfyUI (" (Collage)" after names ComfyUI's own nodes use)."""
+    return node.display_name + (DISPLAY_SUFFIX if node.display_name in COMFY_DISPLAY_NAMES else "")
+
+
+def check_hidden_names(node: type[Node]) -> None:
+    """:class:`DeclarationError` if an input of ``node`` takes the name of one of ComfyUI's hidden inputs."""
+    clash = [i.name for i in node.inputs if i.name in HIDDEN_INPUTS]
+    if clash:
+        raise DeclarationError(f"node {node.name}: input name(s) {clash} are reserved for ComfyUI's hidden inputs")
+
+
 # ----------------------------------------------------------------------------------------------- the classes
 class ComfyNode:
     """Base of the generated classes (``NODE`` is the declaration they were made from)."""
@@ -254,47 +399,9 @@ class ComfyNode:
 
     def execute(self, prompt: dict | None = None, extra_pnginfo: dict | None = None, unique_id: Any = None,
                 **given: Any) -> Any:
-        node = self.NODE
-        kwargs: dict[str, Any] = {}
-        for inp in node.inputs:
-            if inp.name in OUTPUT_FOLDER_INPUTS:
-                value = _output_directory(given.get(inp.name, None if inp.default is MISSING else inp.default))
-            elif inp.name in given:
-                value = _from_comfy(given[inp.name])
-                if inp.file:
-                    value = _resolve_file(value)
-            else:
-                value = None if inp.default is MISSING else inp.default
-            kwargs[inp.name] = value
-        node_id = str(unique_id) if unique_id is not None else ""
-        ctx = ComfyContext(node_id, node.name, _executing_prompt_id(), prompt,
-                           extra_pnginfo if isinstance(extra_pnginfo, dict) else None, type(self).REGISTRY)
-        limit = KEEP_LOADED.get(node.name, 0)
-        key = _keep_key(node, kwargs) if limit else None
-        if key is not None:
-            with _loaded_lock:
-                if key in _loaded:
-                    _loaded.move_to_end(key)
-                    return _loaded[key]
-        import torch
-
-        # ComfyUI executes nodes inside torch.inference_mode(); ours run as in our own engine: tensors that keep
-        # version counters (collage_core's weight caches read them) and autograd available (manifold projection).
-        with torch.inference_mode(False):
-            values, ui = self._run(ctx, kwargs)
-        outputs = tuple(_to_comfy(o.type, v) for o, v in zip(node.outputs, values))
-        if ui is not None:
-            return {"ui": public_ui(ui), "result": outputs}
-        if key is not None:
-            with _loaded_lock:
-                _loaded[key] = outputs
-                while len(_loaded) > limit:
-                    _loaded.popitem(last=False)
-        return outputs
-
-    def _run(self, ctx: ComfyContext, kwargs: dict) -> tuple[tuple, dict | None]:
-        """Run the declaration's ``run`` and normalise its result like the engine does."""
-        return normalise_result(self.NODE, self._node.run(ctx, **kwargs))
+        outputs, ui = run_declaration(self.NODE, given, registry=type(self).REGISTRY, prompt=prompt,
+                                      extra_pnginfo=extra_pnginfo, unique_id=unique_id, instance=self._node)
+        return outputs if ui is None else {"ui": ui, "result": outputs}
 
 
 def _from_comfy(value: Any) -> Any:
@@ -328,54 +435,28 @@ def _fingerprint_material(node: type[Node], consts: dict) -> Any:
     """The engine's fingerprint of a node (its shown file inputs and its ``fingerprint`` hook, called with the inputs
     the hook names), or NaN for "always changed" (ComfyUI's convention)."""
     hook = _hook_inputs(node, "fingerprint") if node.fingerprint is not Node.fingerprint else None
-    fp = node_fingerprint(node, consts, file_inputs=[i for i in node.inputs if i.file and _shown(i)],
+    fp = node_fingerprint(node, consts, file_inputs=[i for i in node.inputs if i.file and is_shown(i)],
                           hook_inputs=hook)
     return float("nan") if fp is VOLATILE else fp
 
 
 def _is_changed(node: type[Node]):
     def IS_CHANGED(cls, **given: Any) -> Any:
-        material = _fingerprint_material(node, _constants(node, given))
-        if _is_nan(material):
-            return material
-        try:
-            return json.dumps(material, sort_keys=True, default=repr)
-        except (TypeError, ValueError):
-            return float("nan")
+        return fingerprint_of(node, given)
 
     return IS_CHANGED
 
 
-def _validate_inputs(node: type[Node]):
-    names = _hook_inputs(node, "validate")
-
+def _validate_inputs(node: type[Node], names: list[str]):
     def VALIDATE_INPUTS(cls, **given: Any) -> Any:
-        consts = _constants(node, given, names)
-        for name, value in list(consts.items()):
-            inp = node.input_map[name]
-            if inp.is_widget:  # ComfyUI leaves range and choice checks of these inputs to us
-                value, problem = check_constant(inp, value)
-                if problem:
-                    return f"input '{name}': {problem[1]}"
-                consts[name] = value
-        try:
-            messages = _messages(node().validate(**consts))
-        except Exception as e:  # noqa: BLE001 - reported as a validation failure, not a crash
-            return f"{type(e).__name__}: {e}"
-        return True if not messages else "; ".join(messages)
+        return validate_given(node, names, given)
 
-    params = [inspect.Parameter("cls", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for n in names]
-    # ComfyUI passes VALIDATE_INPUTS the inputs its signature names (and then skips its own checks of those only)
-    VALIDATE_INPUTS.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    return VALIDATE_INPUTS
+    return with_signature(VALIDATE_INPUTS, names)
 
 
 def comfy_class(node: type[Node], registry: Any = None) -> type:
     """A ComfyUI (v1) node class for a declaration (of ``registry``, which its runs see as ``ctx.registry``)."""
-    clash = [i.name for i in node.inputs if i.name in HIDDEN_INPUTS]
-    if clash:
-        raise DeclarationError(f"node {node.name}: input name(s) {clash} are reserved for ComfyUI's hidden inputs")
+    check_hidden_names(node)
     attrs: dict[str, Any] = {
         "NODE": node,
         "REGISTRY": registry,
@@ -392,10 +473,11 @@ def comfy_class(node: type[Node], registry: Any = None) -> type:
     }
     if node.always_run:
         attrs["NOT_IDEMPOTENT"] = True
-    if node.always_run or node.fingerprint is not Node.fingerprint or any(i.file for i in node.inputs):
+    if needs_fingerprint(node):
         attrs["IS_CHANGED"] = classmethod(_is_changed(node))
-    if node.validate is not Node.validate:
-        attrs["VALIDATE_INPUTS"] = classmethod(_validate_inputs(node))
+    names = validated_inputs(node)
+    if names:
+        attrs["VALIDATE_INPUTS"] = classmethod(_validate_inputs(node, names))
     return type(node.name, (ComfyNode,), attrs)
 
 
@@ -403,8 +485,7 @@ def comfy_mappings(reg: Any = None) -> tuple[dict[str, type], dict[str, str]]:
     """``(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS)`` for a registry (default: the whole pack)."""
     reg = _registry() if reg is None else reg
     classes = {node.name: comfy_class(node, reg) for node in reg}
-    names = {node.name: node.display_name + (DISPLAY_SUFFIX if node.display_name in COMFY_DISPLAY_NAMES else "")
-             for node in reg}
+    names = {node.name: display_name(node) for node in reg}
     return classes, names
 
 

@@ -67,13 +67,15 @@ LABELS_ROUTE = "/neural-collage/labels"
 
 def register_comfyui_routes() -> bool:
     """Add :data:`LABELS_ROUTE` to a running ComfyUI's server (``PromptServer.instance.routes``); False outside
-    ComfyUI. Model names resolve like Load Generator's input (embedded names, paths, ComfyUI's model folders are
-    not searched)."""
+    ComfyUI. Model names resolve like Load Generator's input inside ComfyUI (embedded names, paths, names in the
+    ``neural_collage`` model folder: :func:`.comfy_models.resolve_model`)."""
     try:
         from aiohttp import web
         from server import PromptServer  # ComfyUI's own module
     except ImportError:
         return False
+    from .comfy_models import resolve_model
+
     instance = getattr(PromptServer, "instance", None)
     if instance is None or getattr(instance, "_neural_collage_routes", False):
         return False
@@ -81,7 +83,7 @@ def register_comfyui_routes() -> bool:
     @instance.routes.get(LABELS_ROUTE)
     async def labels(request):
         model = request.query.get("model", "")
-        names = model_labels(model)
+        names = model_labels(resolve_model(model, "generator"))
         if names is None:
             return web.json_response({"error": f"no class names found for model {model!r}"}, status=404)
         return web.json_response({"model": model, **labels_payload(names)})

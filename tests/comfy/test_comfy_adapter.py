@@ -472,3 +472,325 @@ def test_outside_comfyui_the_classes_still_run(tmp_path, monkeypatch):
     image = torch.zeros(1, 8, 8, 3)
     saved = run_node("CollageSaveImage", images=image, filename_prefix="x")
     assert (tmp_path / "output" / "x_00001.png").is_file() and saved["ui"]["images"][0]["filename"] == "x_00001.png"
+
+
+# --------------------------------------------------------------------------------- model dropdowns (V1 and V3)
+@pytest.fixture
+def model_folder(comfy_stubs, tmp_path, monkeypatch):
+    """ComfyUI's ``folder_paths`` model-folder functions over ``tmp/models``, with a generator under
+    ``neural_collage/sub``, a discriminator, a BigGAN reference folder and a file of another extension."""
+    fp = sys.modules["folder_paths"]
+    models = tmp_path / "models"
+    folder = models / "neural_collage"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "g.safetensors").write_bytes(TINY.read_bytes())
+    (folder / "d.safetensors").write_bytes((TINY.parent / "tiny_discriminator.safetensors").read_bytes())
+    (folder / "notes.txt").write_text("not a checkpoint")
+    (folder / "biggan" / "ref").mkdir(parents=True)
+    (folder / "biggan" / "ref" / "config.json").write_text("{}")
+    (folder / "biggan" / "ref" / "pytorch_model.bin").write_bytes(b"")
+    extra = tmp_path / "extra"  # a folder extra_model_paths.yaml listed under neural_collage: before us
+    fp.models_dir = str(models)
+    fp.folder_names_and_paths = {"neural_collage": ([str(extra)], set())}
+
+    def files(name):
+        paths, exts = fp.folder_names_and_paths[name]
+        out = []
+        for root in paths:
+            for current, _dirs, names in os.walk(root):
+                out += [os.path.relpath(os.path.join(current, n), root) for n in names
+                        if not exts or os.path.splitext(n)[1] in exts]
+        return sorted(out)
+
+    def full_path(name, filename):
+        for root in fp.folder_names_and_paths[name][0]:
+            if os.path.isfile(os.path.join(root, filename)):
+                return os.path.join(root, filename)
+        return None
+
+    fp.get_filename_list = files
+    fp.get_full_path = full_path
+    fp.get_folder_paths = lambda name: list(fp.folder_names_and_paths[name][0])
+    return SimpleNamespace(fp=fp, folder=folder, extra=extra)
+
+
+def test_model_inputs_are_dropdowns_of_embedded_models_and_the_model_folder(model_folder):
+    from collage_core.models import list_embedded_models
+
+    gen = CLASSES["LoadGenerator"].INPUT_TYPES()["required"]["model"]
+    disc = CLASSES["LoadDiscriminator"].INPUT_TYPES()["required"]["model"]
+    enc = CLASSES["LoadEncoder"].INPUT_TYPES()["required"]["model"]
+    embedded = list_embedded_models()
+    assert gen[0][:1 + len(embedded)][0] == gen[1]["default"] == "emoji-animals" and set(embedded) <= set(gen[0])
+    assert {"biggan-deep-256", "sub/g.safetensors", "biggan/ref"} <= set(gen[0])
+    assert "d.safetensors" not in gen[0] and "notes.txt" not in gen[0]  # another kind; not a checkpoint
+    assert "d.safetensors" in disc[0] and "sub/g.safetensors" not in disc[0] and "biggan/ref" not in disc[0]
+    assert not {"d.safetensors", "sub/g.safetensors", "biggan-deep-256"} & set(enc[0])
+    assert "models/neural_collage" in gen[1]["tooltip"]
+    # the folder is registered first, the one extra_model_paths.yaml gave is kept, our extensions are set
+    paths, exts = model_folder.fp.folder_names_and_paths["neural_collage"]
+    assert paths == [str(model_folder.folder), str(model_folder.extra)] and {".safetensors", ".npz"} <= exts
+
+
+def test_a_dropdown_name_resolves_into_the_model_folder_and_typed_paths_still_pass(model_folder, tmp_path):
+    v = CLASSES["LoadGenerator"].VALIDATE_INPUTS
+    assert v(model="sub/g.safetensors", device="cpu") is True
+    assert v(model=str(TINY), device="cpu") is True  # not in the list: the node validates it (ComfyUI skips)
+    assert v(model="emoji-animals", device="cpu") is True
+    msg = v(model="sub/none.safetensors", device="cpu")
+    assert isinstance(msg, str) and msg.startswith("input 'model':") and "sub/none.safetensors" in msg
+    assert not Path("sub/g.safetensors").exists()  # only the model folder has it
+    g = run_node("LoadGenerator", model="sub/g.safetensors", device="cpu", dtype="float32")[0]
+    assert g.class_names and [key[2] for key in comfy._loaded] == [str(model_folder.folder / "sub" / "g.safetensors")]
+    d = run_node("LoadDiscriminator", model="d.safetensors", device="cpu", dtype="float32")[0]
+    assert d is not None
+    fp_a = CLASSES["LoadGenerator"].IS_CHANGED(model="sub/g.safetensors", device="cpu", dtype="float32")
+    assert fp_a == CLASSES["LoadGenerator"].IS_CHANGED(model=str(model_folder.folder / "sub" / "g.safetensors"),
+                                                        device="cpu", dtype="float32")
+    # the painter's labels route resolves the same names
+    from collage_nodes.comfy_models import resolve_model
+
+    assert resolve_model("biggan/ref") == str(model_folder.folder / "biggan" / "ref")
+    assert resolve_model("emoji-animals") == "emoji-animals" and resolve_model("nothing") == "nothing"
+
+
+# ------------------------------------------------------------------------------------------ ComfyUI's V3 API
+def _signature(*names):
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+              inspect.Parameter("id", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in names]
+    return inspect.Signature(params)
+
+
+def _fake_v3_api(fail: bool = False):
+    """A stand-in for ``comfy_api.latest`` (its ``io`` and ``ComfyExtension``), enough to build and call our classes:
+    inputs record their keywords; ``v1()`` gives the entry ComfyUI's listing would hold."""
+    import enum
+
+    io_mod = types.ModuleType("comfy_api.latest.io")
+    v1_names = {"force_input": "forceInput"}
+
+    class Hidden(str, enum.Enum):
+        unique_id = "UNIQUE_ID"
+        prompt = "PROMPT"
+        extra_pnginfo = "EXTRA_PNGINFO"
+        dynprompt = "DYNPROMPT"
+
+    class UploadType(str, enum.Enum):
+        image = "image_upload"
+
+    def comfy_type(io_type, *keywords):
+        class In:
+            def __init__(self, id, **kw):
+                self.id, self.optional, self.io_type = id, kw.pop("optional", False), io_type
+                self.kw = {k: v for k, v in kw.items() if v is not None}
+                self.extra_dict = {}
+
+            def v1(self):
+                opts = {v1_names.get(k, k): v for k, v in self.kw.items() if k not in ("options", "upload")}
+                if "upload" in self.kw:
+                    opts[self.kw["upload"].value] = True
+                opts.update(self.extra_dict)
+                return (list(self.kw["options"]) if io_type == "COMBO" else io_type), opts
+
+        In.__init__.__signature__ = _signature("optional", "tooltip", "lazy", *keywords)
+
+        class Out:
+            def __init__(self, id=None, display_name=None, tooltip=None):
+                self.id, self.display_name, self.tooltip, self.io_type = id, display_name, tooltip, io_type
+
+        return SimpleNamespace(Input=In, Output=Out, io_type=io_type)
+
+    io_mod.Int = comfy_type("INT", "default", "min", "max", "step", "control_after_generate", "force_input")
+    io_mod.Float = comfy_type("FLOAT", "default", "min", "max", "step", "round", "force_input")
+    io_mod.String = comfy_type("STRING", "default", "multiline", "placeholder", "force_input")
+    io_mod.Boolean = comfy_type("BOOLEAN", "default", "label_on", "label_off", "force_input")
+    io_mod.Combo = comfy_type("COMBO", "options", "default", "control_after_generate", "upload")
+    io_mod.Image, io_mod.Mask, io_mod.AnyType = comfy_type("IMAGE"), comfy_type("MASK"), comfy_type("*")
+    io_mod.Custom = lambda name: comfy_type(name)
+    io_mod.Hidden, io_mod.UploadType = Hidden, UploadType
+
+    class Schema(SimpleNamespace):
+        def __init__(self, **kw):
+            if fail:
+                raise ValueError("schema refused")
+            super().__init__(**kw)
+
+    class NodeOutput:
+        def __init__(self, *args, ui=None):
+            self.args, self.ui = args, ui
+
+    class ComfyNode:
+        hidden = None
+
+        @classmethod
+        def GET_SCHEMA(cls):
+            return cls.define_schema()
+
+    class ComfyExtension:
+        async def get_node_list(self):
+            raise NotImplementedError
+
+    io_mod.Schema, io_mod.NodeOutput, io_mod.ComfyNode = Schema, NodeOutput, ComfyNode
+    latest = types.ModuleType("comfy_api.latest")
+    latest.io, latest.ComfyExtension = io_mod, ComfyExtension
+    return latest
+
+
+@pytest.fixture
+def v3_api(monkeypatch):
+    """``comfy_api.latest`` importable (the stand-in above), as in ComfyUI >= v0.3.47."""
+    latest = _fake_v3_api()
+    pkg = types.ModuleType("comfy_api")
+    pkg.__path__ = []
+    pkg.latest = latest
+    monkeypatch.setitem(sys.modules, "comfy_api", pkg)
+    monkeypatch.setitem(sys.modules, "comfy_api.latest", latest)
+    monkeypatch.delenv("NEURAL_COLLAGE_COMFYUI_API", raising=False)
+    return latest
+
+
+def _v3_classes(io_mod) -> dict:
+    from collage_nodes.comfy_v3 import v3_node_list
+
+    return {cls.__name__: cls for cls in v3_node_list(REG, io_mod)}
+
+
+def _run_v3(cls, unique_id="1", prompt=None, extra_pnginfo=None, **inputs):
+    """Call a V3 class as ComfyUI does: on a clone whose ``hidden`` holds the hidden values, in inference mode."""
+    clone = type(cls.__name__, (cls,), {"hidden": SimpleNamespace(prompt=prompt, extra_pnginfo=extra_pnginfo,
+                                                                  unique_id=unique_id)})
+    with torch.inference_mode():
+        return clone.execute(**inputs)
+
+
+def test_v3_schemas_declare_what_the_v1_classes_declare(v3_api):
+    v3 = _v3_classes(v3_api.io)
+    assert set(v3) == set(CLASSES)
+    for name, cls in v3.items():
+        v1, node = CLASSES[name], REG[name]
+        schema = cls.define_schema()
+        assert issubclass(cls, v3_api.io.ComfyNode) and cls.NODE is node
+        assert (schema.node_id, schema.display_name, schema.category, schema.description) == \
+            (name, NAMES[name], v1.CATEGORY, v1.DESCRIPTION)
+        assert schema.is_output_node is v1.OUTPUT_NODE and schema.not_idempotent is bool(node.always_run)
+        assert [h.value for h in schema.hidden] == list(v1.INPUT_TYPES()["hidden"].values())
+        types_ = v1.INPUT_TYPES()
+        for cat, optional in (("required", False), ("optional", True)):
+            mine = [i for i in schema.inputs if i.optional is optional]
+            assert [i.id for i in mine] == list(types_.get(cat, {})), name
+            for inp in mine:  # same type (a COMBO's choices), same widget options
+                assert inp.v1() == types_[cat][inp.id], (name, inp.id)
+        assert [o.io_type for o in schema.outputs] == list(v1.RETURN_TYPES)
+        assert [o.display_name for o in schema.outputs] == list(v1.RETURN_NAMES)
+        assert [o.tooltip or "" for o in schema.outputs] == list(v1.OUTPUT_TOOLTIPS)
+        ids = [i.id for i in schema.inputs] + [o.id for o in schema.outputs]
+        assert len(ids) == len(set(ids)), f"{name}: V3 ids must be unique across inputs and outputs"
+        assert hasattr(cls, "fingerprint_inputs") == hasattr(v1, "IS_CHANGED")
+    # custom types are made once per class; IMAGE and MASK are ComfyUI's own
+    gen = v3["Generate"].define_schema()
+    assert gen.outputs[0].io_type == "IMAGE" and {i.io_type for i in gen.inputs} >= {"GENERATOR", "LATENT_Z"}
+
+
+def test_v3_validate_inputs_takes_the_hook_inputs_models_and_every_combo(v3_api, comfy_stubs):
+    v3 = _v3_classes(v3_api.io)
+    spec = inspect.getfullargspec(v3["LoadGenerator"].validate_inputs)  # what ComfyUI reads
+    assert spec.args == ["cls", "model", "device", "dtype"] and spec.varkw is None
+    v = v3["LoadGenerator"].validate_inputs
+    assert v(model=str(TINY), device="cpu", dtype="float32") is True
+    assert v(model=None, device=None, dtype=None) is True  # linked inputs arrive as None
+    # the same texts as V1, and a COMBO value outside its options (ComfyUI does not check V3 COMBOs)
+    assert v(model="no-such-model", device="cpu") == CLASSES["LoadGenerator"].VALIDATE_INPUTS(
+        model="no-such-model", device="cpu")
+    msg = v(model=str(TINY), device="cpu", dtype="float64")
+    assert msg.startswith("input 'dtype':") and "float32" in msg
+    # a node without a validate hook but with COMBOs gets one; a node with neither gets none
+    assert inspect.getfullargspec(v3["Generate"].validate_inputs).args == ["cls", "combine"]
+    assert v3["Generate"].validate_inputs(combine="sideways").startswith("input 'combine':")
+    assert not hasattr(v3["CollageInvertMask"], "validate_inputs")
+
+
+def test_v3_fingerprints_equal_v1s(v3_api, comfy_stubs, tmp_path):
+    v3 = _v3_classes(v3_api.io)
+    mask = tmp_path / "m.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(mask)
+    kw = dict(path=str(mask), channel="luminance", invert=False, threshold=0.0)
+    assert v3["CollageLoadMask"].fingerprint_inputs(**kw) == CLASSES["CollageLoadMask"].IS_CHANGED(**kw)
+    g = dict(model=str(TINY), device="cpu", dtype="float32")
+    assert v3["LoadGenerator"].fingerprint_inputs(**g) == CLASSES["LoadGenerator"].IS_CHANGED(**g)
+    always = [n for n in REG if n.always_run]
+    for node in always:
+        assert math.isnan(v3[node.name].fingerprint_inputs())
+
+
+def test_v3_classes_run_like_the_v1_classes(v3_api, comfy_stubs):
+    v3 = _v3_classes(v3_api.io)
+    prompt = {"10": {"class_type": "CollageSaveImage", "inputs": {"filename_prefix": "v3/test"}}}
+    extra = {"workflow": {"nodes": [], "links": [], "version": 0.4}}
+    g = _run_v3(v3["LoadGenerator"], model=str(TINY), device="cpu", dtype="float32").args[0]
+    z = _run_v3(v3["SampleZ"], generator=g, seed=7, batch=2, truncation=0.0).args[0]
+    cmap = _run_v3(v3["ClassMap"], generator=g, base_class="dog", layer_start=0, layer_end=-1).args[0]
+    images = _run_v3(v3["Generate"], "9", generator=g, z=z, class_map=cmap, combine="pairwise").args[0]
+    assert images.dtype == torch.float32 and images.device.type == "cpu"
+    assert any(b.node_id == "9" and b.updates for b in comfy_stubs.bars)  # progress bars on the node
+    assert torch.equal(images, run_node("Generate", generator=g, z=z, class_map=cmap, combine="pairwise")[0])
+    saved = _run_v3(v3["CollageSaveImage"], "10", prompt=prompt, extra_pnginfo=extra, images=images,
+                    filename_prefix="v3/test")
+    assert saved.args == () and [e["filename"] for e in saved.ui["images"]] == ["test_00001.png", "test_00002.png"]
+    png = Image.open(comfy_stubs.output / "v3" / "test_00001.png")
+    assert json.loads(png.text["prompt"]) == prompt and json.loads(png.text["workflow"]) == extra["workflow"]
+    # the same error texts and Cancel
+    with pytest.raises(ValueError, match=r"^input 'base_class': .*giraffe"):
+        _run_v3(v3["ClassMap"], generator=g, base_class="giraffe", layer_start=0, layer_end=-1)
+    comfy_stubs.interrupt = True
+    with pytest.raises(InterruptProcessingException):
+        _run_v3(v3["Generate"], generator=g, z=z, class_map=cmap, combine="pairwise")
+
+
+def _load_folder(monkeypatch):
+    """Import the repository folder as ComfyUI does; the module and what ComfyUI's checks see."""
+    import asyncio
+
+    monkeypatch.setitem(sys.modules, "nodes", types.ModuleType("nodes"))  # ComfyUI's own top-level module
+    name = str(ROOT).replace(".", "_x_") + "_v3"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    seen = {"v1": hasattr(module, "NODE_CLASS_MAPPINGS"), "v3": hasattr(module, "comfy_entrypoint")}
+    if seen["v3"]:
+        assert inspect.iscoroutinefunction(module.comfy_entrypoint)
+        extension = asyncio.run(module.comfy_entrypoint())
+        seen["classes"] = asyncio.run(extension.get_node_list())
+        seen["extension"] = extension
+    for sub in [m for m in sys.modules if m.startswith(name + ".")]:
+        monkeypatch.delitem(sys.modules, sub)
+    return module, seen
+
+
+def test_the_folder_exports_v3_only_where_comfy_api_latest_imports(v3_api, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="neural-collage")
+    module, seen = _load_folder(monkeypatch)
+    assert seen["v3"] and not seen["v1"]  # ComfyUI would read NODE_CLASS_MAPPINGS first: it must be absent
+    assert not hasattr(module, "NODE_DISPLAY_NAME_MAPPINGS")
+    assert isinstance(seen["extension"], v3_api.ComfyExtension)
+    assert sorted(c.__name__ for c in seen["classes"]) == sorted(REG.names())
+    assert f"{len(REG)} nodes through ComfyUI's V3 node API" in caplog.text
+    # forced back to V1
+    monkeypatch.setenv("NEURAL_COLLAGE_COMFYUI_API", "v1")
+    _, seen = _load_folder(monkeypatch)
+    assert seen["v1"] and not seen["v3"]
+
+
+def test_a_v3_api_that_refuses_our_schemas_falls_back_to_v1(monkeypatch, caplog):
+    latest = _fake_v3_api(fail=True)
+    pkg = types.ModuleType("comfy_api")
+    pkg.__path__ = []
+    monkeypatch.setitem(sys.modules, "comfy_api", pkg)
+    monkeypatch.setitem(sys.modules, "comfy_api.latest", latest)
+    monkeypatch.delenv("NEURAL_COLLAGE_COMFYUI_API", raising=False)
+    _, seen = _load_folder(monkeypatch)
+    assert seen["v1"] and not seen["v3"] and "schema refused" in caplog.text
+    monkeypatch.setenv("NEURAL_COLLAGE_COMFYUI_API", "v3")  # forced: the failure is not hidden
+    with pytest.raises(ValueError, match="schema refused"):
+        _load_folder(monkeypatch)

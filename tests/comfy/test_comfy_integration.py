@@ -5,7 +5,11 @@ Runs only when ``COMFYUI_DIR`` names a ComfyUI checkout (the folder with ``main.
 interpreter with ComfyUI's requirements (default: this one). The pack is installed the way a user does it, as a
 folder in ``custom_nodes`` (a symlink to this repository inside a temporary ``--base-directory``, so ComfyUI's own
 folders are not touched). The package does not need to be installed in ComfyUI's Python: the folder brings
-``collage_core`` / ``collage_engine`` along (see the repository's ``__init__.py``)::
+``collage_core`` / ``collage_engine`` along (see the repository's ``__init__.py``). So that ComfyUI runs this
+checkout's libraries even where its Python has another copy of the package installed, its ``PYTHONPATH`` starts
+with a folder linking to this checkout's ``collage_core`` and ``collage_engine`` (only those: ComfyUI's own
+top-level ``nodes`` module must stay visible). Where ComfyUI has ``comfy_api.latest`` the pack is loaded through
+ComfyUI's V3 node API, and ``models/neural_collage`` holds two test checkpoints for the model dropdowns::
 
     COMFYUI_DIR=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/venv/bin/python \
         python -m pytest -q -s tests/comfy/test_comfy_integration.py
@@ -44,6 +48,7 @@ COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON") or sys.executable
 START_TIMEOUT = float(os.environ.get("COMFYUI_START_TIMEOUT", "240"))
 RUN_TIMEOUT = float(os.environ.get("COMFYUI_RUN_TIMEOUT", "900"))
 EMBEDDED = "emoji-animals"
+MODEL_LOADERS = ("LoadGenerator", "LoadDiscriminator", "LoadEncoder")
 
 pytestmark = [
     pytest.mark.slow,
@@ -83,14 +88,26 @@ class Server:
         self.log_path = base / "comfyui.log"
         (base / "custom_nodes").mkdir(parents=True)
         (base / "custom_nodes" / "neural-collage").symlink_to(ROOT, target_is_directory=True)
+        self.pylib = base / "pylib"  # this checkout's libraries first on ComfyUI's path
+        self.pylib.mkdir()
+        for lib in ("collage_core", "collage_engine"):
+            (self.pylib / lib).symlink_to(ROOT / lib, target_is_directory=True)
+        models = base / "models" / "neural_collage"  # ComfyUI's model folder of the pack (the loaders' dropdowns)
+        (models / "sub").mkdir(parents=True)
+        for kind, dest in (("generator", models / "sub" / "tiny-g.safetensors"),
+                           ("discriminator", models / "tiny-d.safetensors")):
+            dest.write_bytes((FIXTURES / f"tiny_{kind}.safetensors").read_bytes())
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         cmd = [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
                "--disable-auto-launch", "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:"]
         self._log = open(self.log_path, "w")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(self.pylib),
+                                                                       os.environ.get("PYTHONPATH", "")) if p)}
+        env.pop("NEURAL_COLLAGE_COMFYUI_API", None)
         self.proc = subprocess.Popen(cmd, cwd=COMFYUI_DIR, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -191,6 +208,17 @@ def _ui_copy(name: str, prompt: dict, original: dict) -> dict | None:
     return json.loads(path.read_text()) if prompt == original and path.is_file() else None
 
 
+def _has_v3() -> bool:
+    """Whether the ComfyUI under test has the V3 node API (comfy_api/latest)."""
+    return (Path(COMFYUI_DIR) / "comfy_api" / "latest" / "__init__.py").is_file()
+
+
+def _kind(entry: list) -> object:
+    """An /object_info input's type as V1 writes it: V3 COMBOs (``["COMBO", {"options": [...]}]``) as the list."""
+    kind, opts = entry[0], (entry[1] if len(entry) > 1 else {})
+    return list(opts.get("options", [])) if kind == "COMBO" else kind
+
+
 def test_the_pack_is_listed_by_comfyui_as_declared(server):
     info = _get(server.url + "/object_info")
     log = server.log_path.read_text(errors="replace")
@@ -200,17 +228,84 @@ def test_the_pack_is_listed_by_comfyui_as_declared(server):
     assert set(reg.names()) <= ours, f"missing or shadowed by ComfyUI's own nodes: {set(reg.names()) - ours}"
     for name, cls in NODE_CLASS_MAPPINGS.items():
         entry, types_ = info[name], cls.INPUT_TYPES()
+        assert entry["python_module"] == "custom_nodes.neural-collage"
         assert entry["display_name"] == NODE_DISPLAY_NAME_MAPPINGS[name]
         assert entry["category"] == cls.CATEGORY and entry["output_node"] is cls.OUTPUT_NODE
         assert entry["output"] == list(cls.RETURN_TYPES) and entry["output_name"] == list(cls.RETURN_NAMES)
+        assert entry["description"] == cls.DESCRIPTION
         for cat in ("required", "optional"):
             assert list(entry["input"].get(cat, {})) == list(types_.get(cat, {}))
-            for inp, (kind, *_opts) in types_.get(cat, {}).items():
-                assert entry["input"][cat][inp][0] == kind
-        assert entry["input"]["hidden"] == types_["hidden"]
+            for inp, (kind, *opts) in types_.get(cat, {}).items():
+                if name in MODEL_LOADERS and inp == "model":
+                    continue  # this server's model folder adds files (test_model_dropdowns_...)
+                assert _kind(entry["input"][cat][inp]) == kind, (name, inp)
+                for key in ("default", "min", "max", "step", "tooltip", "control_after_generate"):
+                    assert entry["input"][cat][inp][1].get(key) == (opts[0] if opts else {}).get(key), (name, inp, key)
+        # hidden inputs: V1 writes {"prompt": "PROMPT"}, V3 {"prompt": ["PROMPT"]}
+        hidden = {k: v[0] if isinstance(v, list) else v for k, v in entry["input"]["hidden"].items()}
+        assert hidden == types_["hidden"]
     # our display names do not repeat those of ComfyUI's own nodes
     theirs = {e["display_name"] for n, e in info.items() if n not in ours}
     assert not {NODE_DISPLAY_NAME_MAPPINGS[n] for n in reg.names()} & theirs
+
+
+def test_the_pack_is_loaded_through_comfyuis_v3_api(server):
+    """Where ComfyUI has ``comfy_api.latest`` the folder exports ``comfy_entrypoint`` only, and ComfyUI builds the
+    listing from our V3 schemas: COMBOs as ``["COMBO", {"options": [...]}]`` and ``not_idempotent`` / output flags."""
+    if not _has_v3():
+        pytest.skip("this ComfyUI has no comfy_api.latest: the pack is loaded through V1")
+    log = server.log_path.read_text(errors="replace")
+    # ... with this checkout's libraries (the log names where collage_core / collage_engine came from)
+    line = f"neural-collage: {len(NODE_CLASS_MAPPINGS)} nodes through ComfyUI's V3 node API (comfy_api.latest); " \
+           f"libraries from {ROOT}"
+    assert line in log.splitlines(), log[-4000:]
+    info = _get(server.url + "/object_info")
+    device = info["LoadGenerator"]["input"]["required"]["device"]
+    assert device[0] == "COMBO" and device[1]["options"] == ["auto", "cpu", "cuda", "mps"]
+    assert info["CollageSaveImage"]["input"]["hidden"] == {"prompt": ["PROMPT"], "extra_pnginfo": ["EXTRA_PNGINFO"],
+                                                           "unique_id": ["UNIQUE_ID"]}
+    # V3 listings carry these flags for every node; V1 listings of ours do not
+    assert all("deprecated" in info[name] and "api_node" in info[name] for name in NODE_CLASS_MAPPINGS)
+    # a V3 COMBO value outside its options is refused before anything runs, naming the input (our validate_inputs)
+    prompt, _ = _with_models(json.loads((ROOT / "workflows" / "api" / "class_collage.json").read_text()))
+    prompt["1"]["inputs"]["dtype"] = "float64"
+    errors = _refused(server, prompt)
+    assert any("input 'dtype':" in err["details"] and err["extra_info"]["input_name"] == "dtype"
+               for err in errors["1"]["errors"]), errors
+
+
+def test_model_dropdowns_list_embedded_models_and_the_model_folder(server):
+    """Load Generator / Discriminator / Encoder offer the embedded models and the checkpoints of
+    ``models/neural_collage`` (by kind); a name picked there runs, and a typed path still passes validation."""
+    info = _get(server.url + "/object_info")
+
+    def choices(node: str) -> list:
+        return _kind(info[node]["input"]["required"]["model"])
+
+    gen, disc, enc = choices("LoadGenerator"), choices("LoadDiscriminator"), choices("LoadEncoder")
+    assert gen[0] == EMBEDDED and EMBEDDED in disc and EMBEDDED in enc
+    assert "sub/tiny-g.safetensors" in gen and "tiny-d.safetensors" not in gen
+    assert "tiny-d.safetensors" in disc and "sub/tiny-g.safetensors" not in disc
+    assert not {"sub/tiny-g.safetensors", "tiny-d.safetensors"} & set(enc)
+    print(f"\nLoad Generator's model dropdown: {gen}")
+    prompt = {
+        "1": {"class_type": "LoadGenerator", "inputs": {"model": "sub/tiny-g.safetensors", "device": "cpu",
+                                                        "dtype": "float32"}},
+        "2": {"class_type": "SampleZ", "inputs": {"generator": ["1", 0], "seed": 3, "batch": 1, "truncation": 0.0}},
+        "3": {"class_type": "ClassSelect", "inputs": {"generator": ["1", 0], "class_name": "dog"}},
+        "4": {"class_type": "Generate", "inputs": {"generator": ["1", 0], "z": ["2", 0], "classes": ["3", 0],
+                                                   "combine": "pairwise"}},
+        "5": {"class_type": "CollageSaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "dropdown"}},
+        "6": {"class_type": "LoadDiscriminator", "inputs": {"model": "tiny-d.safetensors", "device": "cpu",
+                                                            "dtype": "float32"}},
+    }
+    entry = server.run(prompt)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    # a path that is not in the list is validated by the node itself (not refused as "value not in list")
+    typed = json.loads(json.dumps(prompt))
+    typed["1"]["inputs"]["model"] = str(FIXTURES / "tiny_generator.safetensors")
+    typed["5"]["inputs"]["filename_prefix"] = "typed"
+    assert server.run(typed)["status"]["status_str"] == "success"
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
@@ -292,12 +387,7 @@ def test_validation_errors_come_back_per_node_naming_the_input(server):
     bad = json.loads(json.dumps(prompt))
     bad["1"]["inputs"]["model"] = "no-such-model"
     bad["8"]["inputs"]["strength"] = 7.0
-    req = urllib.request.Request(server.url + "/prompt", json.dumps({"prompt": bad}).encode(),
-                                 {"Content-Type": "application/json"})
-    with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(req, timeout=60)
-    body = json.loads(e.value.read())
-    errors = body["node_errors"]
+    errors = _refused(server, bad)
     assert any("input 'model'" in err["details"] for err in errors["1"]["errors"])  # our validate hook
     assert any(err["type"] == "value_bigger_than_max" and err["extra_info"]["input_name"] == "strength"
                for err in errors["8"]["errors"])
@@ -308,6 +398,15 @@ def test_validation_errors_come_back_per_node_naming_the_input(server):
     err = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
     assert err["node_id"] == "8" and err["node_type"] == "PaintClass"
     assert err["exception_message"].startswith("input 'class_name':")
+
+
+def _refused(server, prompt: dict) -> dict:
+    """POST a prompt ComfyUI must refuse before running it; its ``node_errors``."""
+    req = urllib.request.Request(server.url + "/prompt", json.dumps({"prompt": prompt}).encode(),
+                                 {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=60)
+    return json.loads(e.value.read())["node_errors"]
 
 
 def test_progress_and_cancel_reach_a_running_node(server):
