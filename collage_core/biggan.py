@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generator import ArrayLike, Generator
+from .generator import ArrayLike, Generator, stream_schedule
 from .layers import Conv2d, conv2d
 from .scbn import ClassCondition, Condition, MapCondition, VectorCondition
 
@@ -374,17 +374,7 @@ class BigGANGenerator(nn.Module):
         cfg = self.config
         n_in, batch = len(zs), zs[0].shape[0]
         nb = cfg.n_blend_layers
-        blends = list(blends) if blends is not None else [None] * nb
-        last_use = [-1] * n_in
-        used_at: list[list[int]] = []
-        for b, w in enumerate(blends):
-            users = [s for s in range(n_in) if w is not None and bool(w[:, s].any())]
-            used_at.append(users)
-            for s in users:
-                last_use[s] = b
-        if blends[0] is None:
-            last_use[0] = max(last_use[0], 0)
-        active = [s for s in range(n_in) if last_use[s] >= 0]
+        blends, used_at, last_use, active = stream_schedule(blends, n_in, nb)
 
         z_all = torch.stack(list(zs), 0)  # (n_in, N, z)
         a_z = torch.matmul(z_all, self.bn_wz.view(-1, cfg.z_dim).t()).view(n_in, batch, 2, -1)  # BN z parts

@@ -60,6 +60,23 @@ def _relu(x: torch.Tensor) -> torch.Tensor:
     return F.relu(x) if x.requires_grad else x.relu_()
 
 
+def stream_schedule(blends, n_in: int, n_points: int) -> tuple[list, list[list[int]], list[int], list[int]]:
+    """Which input streams feature blending needs, and until when: ``(blends as a list, the streams each blend
+    point reads, the last point that reads each stream (-1: never; streams are dropped after it), the streams
+    that run at all)``. With no blend at point 0 the generated stream starts as stream 0, which is then needed."""
+    blends = list(blends) if blends is not None else [None] * n_points
+    last_use = [-1] * n_in
+    used_at: list[list[int]] = []
+    for b, w in enumerate(blends):
+        users = [s for s in range(n_in) if w is not None and bool(w[:, s].any())]
+        used_at.append(users)
+        for s in users:
+            last_use[s] = b
+    if blends[0] is None:
+        last_use[0] = max(last_use[0], 0)
+    return blends, used_at, last_use, [s for s in range(n_in) if last_use[s] >= 0]
+
+
 class Generator(nn.Module):
     """Class-conditional generator with sCBN and feature blending; see :meth:`synthesize`."""
 
@@ -133,19 +150,7 @@ class Generator(nn.Module):
         cfg = self.config
         n_in = len(zs)
         nb = cfg.n_blend_layers
-        blends = list(blends) if blends is not None else [None] * nb
-        # last blend point that reads each input stream (streams are dropped after it)
-        last_use = [-1] * n_in
-        used_at: list[list[int]] = []
-        for b, w in enumerate(blends):
-            users = [s for s in range(n_in) if w is not None and bool(w[:, s].any())]
-            used_at.append(users)
-            for s in users:
-                last_use[s] = b
-        if blends[0] is None:
-            last_use[0] = max(last_use[0], 0)
-
-        active = [s for s in range(n_in) if last_use[s] >= 0]
+        blends, used_at, last_use, active = stream_schedule(blends, n_in, nb)
         bw = cfg.bottom_width
         z_act = torch.cat([zs[s] for s in active], 0) if active else zs[0][:0]
         h_in = self.l1(z_act).view(-1, cfg.channels[0], bw, bw)  # (A*N, C, H, W)

@@ -10,6 +10,7 @@
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { modelOf } from "./model.js";
 
 const LABELS_ROUTE = "/neural-collage/labels";
 const CLASS_INPUTS = {
@@ -22,20 +23,6 @@ const CLASS_INPUTS = {
 };
 const EXTRA_CHOICES = { ProjectImage: ["auto"] }; // Project Image may rank the classes itself
 const cache = new Map(); // model -> Promise of its labels (or null)
-
-function modelOf(node) {
-  const seen = new Set();
-  const queue = [node];
-  while (queue.length) {
-    const n = queue.shift();
-    if (!n || seen.has(n.id)) continue;
-    seen.add(n.id);
-    const model = n.widgets?.find((w) => w.name === "model");
-    if (n.type === "LoadGenerator" && model && typeof model.value === "string") return model.value;
-    for (let i = 0; i < (n.inputs?.length || 0); i++) queue.push(n.getInputNode?.(i));
-  }
-  return null;
-}
 
 function labelsOf(model) {
   if (!cache.has(model)) {

@@ -9,6 +9,7 @@
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { modelOf } from "./model.js";
 
 const NODE = "PaintClassMap";
 const LABELS_ROUTE = "/neural-collage/labels";
@@ -142,17 +143,7 @@ class Painter {
 
   // --------------------------------------------------------------------------------------------- the labels
   modelName() {
-    const seen = new Set();
-    const queue = [this.node];
-    while (queue.length) {
-      const n = queue.shift();
-      if (!n || seen.has(n.id)) continue;
-      seen.add(n.id);
-      const model = n.widgets?.find((w) => w.name === "model");
-      if (n.type === "LoadGenerator" && model && typeof model.value === "string") return model.value;
-      for (let i = 0; i < (n.inputs?.length || 0); i++) queue.push(n.getInputNode?.(i));
-    }
-    return null;
+    return modelOf(this.node);
   }
 
   async refreshLabels() {

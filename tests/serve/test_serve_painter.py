@@ -39,7 +39,8 @@ def test_extensions_are_listed_and_served_from_the_pack_web_folder(pack):
     bg, _ = pack
     for prefix in ("", "/api"):
         status, listed = get_json(bg.url, prefix + "/extensions")
-        assert status == 200 and listed == [f"/extensions/neural-collage/{f}" for f in ("classes.js", "painter.js")]
+        files = ("classes.js", "model.js", "painter.js")
+        assert status == 200 and listed == [f"/extensions/neural-collage/{f}" for f in files]
     status, headers, body = raw(bg.url, "GET", "/extensions/neural-collage/painter.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     with open(os.path.join(ROOT, "nodes", "web", "painter.js"), "rb") as f:
