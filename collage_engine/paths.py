@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["PathPolicy", "PathRefusedError", "path_kind"]
+__all__ = ["PathPolicy", "PathRefusedError", "input_pictures", "path_kind"]
 
 
 class PathRefusedError(ValueError):
@@ -117,3 +117,20 @@ class PathPolicy:
             if _usable(candidate, kind) and _inside(candidate, folder):
                 return os.path.realpath(candidate)
         raise refused
+
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def input_pictures(folder: str, limit: int = 2000) -> list[str]:
+    """The pictures under ``folder`` as ``/``-separated relative names, sorted (no hidden files, no symlinked
+    folders; at most ``limit``)."""
+    out: list[str] = []
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for f in sorted(files):
+            if f.lower().endswith(PICTURE_SUFFIXES) and not f.startswith("."):
+                out.append(os.path.relpath(os.path.join(current, f), folder).replace(os.sep, "/"))
+                if len(out) >= limit:
+                    return sorted(out)
+    return sorted(out)

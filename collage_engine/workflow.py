@@ -295,6 +295,8 @@ def api_to_ui(api: dict, registry: NodeRegistry | None = None) -> dict:
         d = depth[nid]
         n_out = len(cls.outputs) if cls is not None else 1
         height = 46 + 24 * (max(len(slots), n_out) + len(widgets))
+        if cls is not None and any(i.extra.get("image_upload") for i in cls.inputs):
+            height += 24 + 300  # the editor adds an upload button and a preview of the picture
         y = column_y.get(d, 50)
         column_y[d] = y + height + 50
         entry = {"id": ids[nid], "type": ct, "pos": [50 + 360 * d, y], "size": [320, height],

@@ -178,6 +178,24 @@ def is_model_input(inp: Input) -> bool:
     return inp.path_kind == "model" and inp.type == "STRING" and inp.is_widget
 
 
+def is_upload_input(inp: Input) -> bool:
+    """A picture input (``file=True`` with ``image_upload``): ComfyUI's image picker over its input folder (upload
+    button, preview) that still takes any path, as model inputs do."""
+    return bool(inp.file and inp.extra.get("image_upload") and inp.type == "STRING" and inp.is_widget)
+
+
+def _input_pictures() -> list[str]:
+    fp = _comfy_module("folder_paths")
+    if fp is None:
+        return []
+    from collage_engine.paths import input_pictures
+
+    try:
+        return input_pictures(fp.get_input_directory())
+    except OSError:
+        return []
+
+
 def input_entry(node: type[Node], inp: Input) -> tuple:
     """One input as ComfyUI's ``(TYPE, options)``; a COMBO's type is its list of choices, a model input is a COMBO
     of the models ComfyUI can offer (:func:`~.comfy_models.model_choices`)."""
@@ -187,6 +205,10 @@ def input_entry(node: type[Node], inp: Input) -> tuple:
         kind = model_choices(model_kind(node), inp.default)
         if opts.get("tooltip"):
             opts["tooltip"] += MODEL_TOOLTIP
+    elif is_upload_input(inp):
+        kind = _input_pictures()
+        opts = {k: v for k, v in opts.items() if k not in ("multiline", "default")}
+        opts["image_upload"] = True
     return (list(kind) if isinstance(kind, list) else kind, opts)
 
 
@@ -215,8 +237,8 @@ def validated_inputs(node: type[Node], all_combos: bool = False) -> list[str]:
     ``validate`` hook names, its model inputs (a dropdown that also takes paths) and, with ``all_combos`` (V3, whose
     COMBO values ComfyUI v0.3.64 does not check against the list), every COMBO. Empty: no validation hook needed."""
     names = _hook_inputs(node, "validate") if node.validate is not Node.validate else []
-    names += [i.name for i in node.inputs if is_shown(i) and (is_model_input(i) or (all_combos and i.type == "COMBO"
-                                                                                  and i.is_widget))]
+    names += [i.name for i in node.inputs if is_shown(i) and (is_model_input(i) or is_upload_input(i) or (
+        all_combos and i.type == "COMBO" and i.is_widget))]
     return list(dict.fromkeys(names))
 
 

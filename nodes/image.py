@@ -31,8 +31,9 @@ class CollageLoadImage(Node):
 
     display_name = "Load Image"
     category = CAT
-    inputs = [String("path", "", file=True,
-                     description="Path of a PNG, JPEG, WebP, ... file; a changed file is read again.")]
+    inputs = [String("path", "", file=True, extra={"image_upload": True},
+                     description="Path of a PNG, JPEG, WebP, ... file; a changed file is read again. In the "
+                                 "editors: a picture of the input folder, with an upload button and a preview.")]
     outputs = [Output("image", IMAGE, "The picture, (1, H, W, 3) float32 in [0, 1], on the CPU."),
                Output("mask", MASK, "1 - alpha, (1, H, W) (as ComfyUI's LoadImage; zeros if there is no alpha).")]
 

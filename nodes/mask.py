@@ -25,7 +25,9 @@ class CollageLoadMask(Node):
     display_name = "Load Mask"
     category = CAT
     inputs = [
-        String("path", "", file=True, description="Path of a picture file; a changed file is read again."),
+        String("path", "", file=True, extra={"image_upload": True},
+               description="Path of a picture file; a changed file is read again. In the editors: a picture of the "
+                           "input folder, with an upload button and a preview."),
         Combo("channel", CHANNELS, default="luminance",
               description="What becomes the mask: luminance (white = 1), alpha (opaque = 1; the file must have "
                           "alpha), red, green or blue."),

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ..executor import public_ui
+from ..paths import input_pictures
 from .protocol import _ID_RE, _error, _json, _now_ms, _read_json, _read_json_object
 from .queue import QueueItem
 
@@ -28,14 +29,31 @@ class PromptRoutes:
     # -- nodes and prompts ---------------------------------------------------------------------------------------
     async def _object_info(self, request: web.Request) -> web.Response:
         info = await asyncio.get_running_loop().run_in_executor(None, self.registry.object_info)
-        return _json(info)
+        return _json(self._with_uploads(info))
 
     async def _object_info_node(self, request: web.Request) -> web.Response:
         cls = self.registry.get(request.match_info["node_class"])
         if cls is None:
             return _json({})
         info = await asyncio.get_running_loop().run_in_executor(None, cls.object_info)
-        return _json({cls.name: info})
+        return _json(self._with_uploads({cls.name: info}))
+
+    def _with_uploads(self, info: dict) -> dict:
+        """Text inputs marked ``image_upload`` as ComfyUI's image pickers: a COMBO of the input folder's pictures
+        (uploads; sub-folders as ``sub/name.png``) with its upload button. The node still accepts any name."""
+        pictures = None
+        for entry in info.values():
+            for group in ("required", "optional"):
+                for name, spec in (entry.get("input", {}).get(group) or {}).items():
+                    if isinstance(spec, list) and spec and spec[0] == "STRING" and len(spec) > 1 and \
+                            isinstance(spec[1], dict) and spec[1].get("image_upload"):
+                        if pictures is None:
+                            pictures = input_pictures(self.input_dir)
+                        default = spec[1].get("default")
+                        choices = ([default] if default and default not in pictures else []) + pictures
+                        entry["input"][group][name] = [choices, {k: v for k, v in spec[1].items()
+                                                                 if k not in ("multiline", "default")}]
+        return info
 
     async def _get_prompt(self, request: web.Request) -> web.Response:
         return _json(self.status())

@@ -143,9 +143,11 @@ def test_input_types_follow_comfyui_conventions(name):
             for flag in ("forceInput", "multiline", "control_after_generate", "lazy"):
                 assert isinstance(opts.get(flag, False), bool)
             if isinstance(kind, list):  # COMBO: the list of choices
-                assert kind and all(isinstance(c, (str, int, float)) and not isinstance(c, bool) for c in kind)
+                # an image picker lists the input folder, which may be empty (as ComfyUI's own Load Image)
+                assert kind or opts.get("image_upload"), (inp_name, entry)
+                assert all(isinstance(c, (str, int, float)) and not isinstance(c, bool) for c in kind)
                 assert len(set(kind)) == len(kind)
-                assert opts.get("default", kind[0]) in kind
+                assert not kind or opts.get("default", kind[0]) in kind
                 assert not ({"min", "max", "step"} & set(opts))
                 continue
             assert isinstance(kind, str) and (kind == "*" or TYPE_RE.match(kind)), kind
@@ -794,3 +796,20 @@ def test_a_v3_api_that_refuses_our_schemas_falls_back_to_v1(monkeypatch, caplog)
     monkeypatch.setenv("NEURAL_COLLAGE_COMFYUI_API", "v3")  # forced: the failure is not hidden
     with pytest.raises(ValueError, match="schema refused"):
         _load_folder(monkeypatch)
+
+
+def test_picture_inputs_are_comfyuis_image_pickers_that_take_any_path(comfy_stubs, tmp_path):
+    """Load Image (Collage) / Load Mask: a COMBO of ComfyUI's input folder with its upload button and preview;
+    the node validates the value itself, so a typed path or a picture next to the pack's workflows still runs."""
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(comfy_stubs.input / "up.png")
+    for name in ("CollageLoadImage", "CollageLoadMask"):
+        choices, opts = CLASSES[name].INPUT_TYPES()["required"]["path"]
+        assert "up.png" in choices and opts.get("image_upload") is True, (name, choices, opts)
+        assert "path" in inspect.getfullargspec(CLASSES[name].VALIDATE_INPUTS).args
+    v = CLASSES["CollageLoadImage"].VALIDATE_INPUTS
+    assert v(path="up.png") is True
+    assert v(path=str(ROOT / "workflows" / "examples" / "chelsea.png")) is True  # not in the list: still fine
+    assert v(path="examples/chelsea.png") is True  # found next to the pack's workflows
+    assert v(path="nothing.png").startswith("input 'path':")

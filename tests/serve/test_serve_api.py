@@ -786,3 +786,29 @@ def test_error_extra_info_carries_structured_detail(srv):
     assert post_json(srv.url, "/api/userdata/c.json", {})[0] == 200
     status, body = post_json(srv.url, "/api/userdata/c.json?overwrite=false", {})
     assert status == 409 and body["error"]["type"] == "conflict"
+
+
+def test_picture_inputs_are_image_pickers_of_the_input_folder(tmp_path):
+    """Load Image / Load Mask: in /object_info a COMBO of the input folder's pictures with ComfyUI's upload button
+    (what the editor shows as a picker with a preview); an upload appears in it; any name still validates."""
+    from PIL import Image
+
+    from collage_app.serve import make_server
+
+    server = make_server(str(tmp_path), web_root="", examples=True)
+    bg = start(server)
+    try:
+        info = get_json(bg.url, "/api/object_info/CollageLoadImage")[1]["CollageLoadImage"]
+        choices, opts = info["input"]["required"]["path"]
+        assert opts["image_upload"] is True and "examples/chelsea.png" in choices
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buf, "PNG")
+        assert run(_upload(bg.url, _form("mine.png", buf.getvalue())))[0] == 200
+        mask_info = get_json(bg.url, "/api/object_info")[1]["CollageLoadMask"]
+        assert "mine.png" in mask_info["input"]["required"]["path"][0]
+        v = server.engine.validate({"1": {"class_type": "CollageLoadImage", "inputs": {"path": "mine.png"}},
+                                    "2": {"class_type": "CollageSaveImage", "inputs": {
+                                        "images": ["1", 0], "filename_prefix": "x", "output_dir": "o"}}})
+        assert v.ok, v.node_errors
+    finally:
+        bg.stop()
