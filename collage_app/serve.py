@@ -162,6 +162,25 @@ def seed_examples(server: Any, examples: Path = EXAMPLES) -> list[str]:
     return copied
 
 
+def model_choices(models_dir: str) -> list[str]:
+    """What serve's model dropdowns offer: the embedded models, the BigGAN-deep names (downloaded on first use) and
+    the checkpoints (``.safetensors``, ``.npz``) and BigGAN reference folders of the models folder."""
+    from collage_core.biggan_io import NAMES, is_reference_folder
+    from collage_core.models import list_embedded_models
+
+    names = list(list_embedded_models()) + list(NAMES)
+    for current, dirs, files in os.walk(models_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = os.path.relpath(current, models_dir)
+        if rel != "." and is_reference_folder(current):
+            names.append(rel.replace(os.sep, "/"))
+            dirs[:] = []
+            continue
+        names += [os.path.join(rel, f).replace(os.sep, "/").removeprefix("./") for f in sorted(files)
+                  if f.lower().endswith((".safetensors", ".npz")) and not f.startswith(".")]
+    return names
+
+
 def make_server(base_dir: str = ".", *, model: str | None = None, device: str | None = None,
                 web_root: str | None = None, output_dir: str | None = None, input_dir: str | None = None,
                 user_dir: str | None = None, max_upload_bytes: int = 50 << 20, max_history: int = 10_000,
@@ -196,7 +215,8 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                           max_history=max_history, name="neural-collage", version=ours,
                           templates={"neural-collage": str(EXAMPLES)} if examples and EXAMPLES.is_dir() else None,
                           extensions={EXTENSION_NAME: str(WEB_DIR)} if WEB_DIR.is_dir() else None,
-                          routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model))])
+                          routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model))],
+                          path_choices=lambda kind: model_choices(models) if kind == "model" else [])
     server.models_dir = models
     if examples:
         seed_examples(server)

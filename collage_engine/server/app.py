@@ -60,6 +60,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
                  default_settings: dict | None = None, templates: dict[str, str] | None = None,
                  durable: bool = True, allowed_hosts: Iterable[str] = (),
                  extensions: dict[str, str] | None = None,
+                 path_choices: Callable[[str], list[str]] | None = None,
                  routes: Iterable[tuple[str, str, Callable]] = ()) -> None:
         if engine_factory is None and registry is None:
             raise ValueError("give engine_factory or registry")
@@ -78,6 +79,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         self.default_settings = dict(default_settings or {})
         self.templates = {k: os.path.abspath(v) for k, v in (templates or {}).items()}
         self.extensions = {k: os.path.abspath(v) for k, v in (extensions or {}).items()}
+        self.path_choices = path_choices  # kind -> the names a path_kind input offers as a dropdown (still typed)
         self.extra_routes = list(routes)
         for sub in ("workflows", "subgraphs"):  # the editor lists these at start
             os.makedirs(os.path.join(self.user_root(), sub), exist_ok=True)

@@ -40,11 +40,23 @@ class PromptRoutes:
 
     def _with_uploads(self, info: dict) -> dict:
         """Text inputs marked ``image_upload`` as ComfyUI's image pickers: a COMBO of the input folder's pictures
-        (uploads; sub-folders as ``sub/name.png``) with its upload button. The node still accepts any name."""
+        (uploads; sub-folders as ``sub/name.png``) with its upload button; inputs with a ``path_kind`` (models) as a
+        COMBO of ``path_choices(kind)`` when the server has that hook. Validation stays the node's: any name that
+        resolves still runs (through the API, or a saved workflow)."""
         pictures = None
-        for entry in info.values():
+        choices_for = getattr(self, "path_choices", None)
+        for node_name, entry in info.items():
+            cls = self.registry.get(node_name)
             for group in ("required", "optional"):
                 for name, spec in (entry.get("input", {}).get(group) or {}).items():
+                    inp = cls.input_map.get(name) if cls is not None else None
+                    kind = getattr(inp, "path_kind", None)
+                    if kind and choices_for is not None and isinstance(spec, list) and spec and spec[0] == "STRING":
+                        opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                        default = opts.get("default")
+                        names = list(dict.fromkeys(([default] if default else []) + list(choices_for(kind))))
+                        entry["input"][group][name] = [names, {k: v for k, v in opts.items() if k != "multiline"}]
+                        continue
                     if isinstance(spec, list) and spec and spec[0] == "STRING" and len(spec) > 1 and \
                             isinstance(spec[1], dict) and spec[1].get("image_upload"):
                         if pictures is None:

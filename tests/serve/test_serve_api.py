@@ -812,3 +812,29 @@ def test_picture_inputs_are_image_pickers_of_the_input_folder(tmp_path):
         assert v.ok, v.node_errors
     finally:
         bg.stop()
+
+
+def test_model_inputs_are_dropdowns_that_still_take_a_path(tmp_path):
+    """In serve's editor, Load Generator / Discriminator / Encoder offer the embedded models, the BigGAN names and
+    the checkpoints of the models folder; a checkpoint named by path (API, saved workflow) still runs."""
+    import shutil
+
+    from collage_app.serve import make_server
+    from nodes_support import TINY
+
+    server = make_server(str(tmp_path), web_root="", examples=False, allow_paths=[str(TINY.parent)])
+    shutil.copy(TINY, os.path.join(server.models_dir, "mine.safetensors"))
+    bg = start(server)
+    try:
+        info = get_json(bg.url, "/api/object_info/LoadGenerator")[1]["LoadGenerator"]
+        choices, opts = info["input"]["required"]["model"]
+        assert choices[0] == "emoji-animals" and "mine.safetensors" in choices and "biggan-deep-256" in choices
+        assert opts["default"] == "emoji-animals"
+        for model in ("mine.safetensors", str(TINY)):
+            v = server.engine.validate({"1": {"class_type": "LoadGenerator", "inputs": {
+                "model": model, "device": "cpu", "dtype": "float32"}}, "2": {"class_type": "SampleZ", "inputs": {
+                    "generator": ["1", 0], "seed": 0, "batch": 1, "truncation": 0.0}}, "3": {
+                    "class_type": "SaveZ", "inputs": {"z": ["2", 0], "filename_prefix": "z", "output_dir": "o"}}})
+            assert v.ok, (model, v.node_errors)
+    finally:
+        bg.stop()
