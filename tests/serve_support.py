@@ -122,6 +122,16 @@ class Client:
             await self.session.close()
 
 
+async def post_form(url: str, path: str, form: aiohttp.FormData) -> tuple[int, Any]:
+    """POST a multipart form; ``(status, JSON body or text)``."""
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url + path, data=form) as r:
+            try:
+                return r.status, await r.json()
+            except (aiohttp.ContentTypeError, ValueError):
+                return r.status, await r.text()
+
+
 def start(server: PromptServer) -> BackgroundServer:
     return BackgroundServer(server, "127.0.0.1", 0).start()
 

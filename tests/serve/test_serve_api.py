@@ -17,7 +17,7 @@ aiohttp = pytest.importorskip("aiohttp", reason="the server needs aiohttp (pip i
 
 from collage_engine.server import PathRefused, PromptServer, safe_join  # noqa: E402
 from engine_testnodes import make_registry  # noqa: E402
-from serve_support import Client, get_json, post_json, raw, start  # noqa: E402
+from serve_support import Client, get_json, post_form, post_json, raw, start  # noqa: E402
 
 
 def ok_prompt(seed: int = 1, label: str = "out") -> dict:
@@ -458,12 +458,7 @@ def _form(name: str | None, data: bytes, **fields: str) -> aiohttp.FormData:
 
 
 async def _upload(url: str, form: aiohttp.FormData, path: str = "/api/upload/image") -> tuple[int, object]:
-    async with aiohttp.ClientSession() as s:
-        async with s.post(url + path, data=form) as r:
-            try:
-                return r.status, await r.json()
-            except (aiohttp.ContentTypeError, ValueError):
-                return r.status, await r.text()
+    return await post_form(url, path, form)
 
 
 def test_upload_image(srv, server):

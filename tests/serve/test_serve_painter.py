@@ -18,7 +18,7 @@ from PIL import Image, PngImagePlugin  # noqa: E402
 
 from collage_core.strokes import class_colors  # noqa: E402
 from nodes_support import CLASS_NAMES, TINY  # noqa: E402
-from serve_support import get_json, raw, start  # noqa: E402
+from serve_support import get_json, post_form, raw, start  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -78,12 +78,7 @@ async def _post(url: str, path: str, data: bytes, **fields: str) -> tuple[int, o
     form.add_field("image", io.BytesIO(data), filename="clipspace-mask.png", content_type="image/png")
     for k, v in fields.items():
         form.add_field(k, v)
-    async with aiohttp.ClientSession() as s:
-        async with s.post(url + path, data=form) as r:
-            try:
-                return r.status, await r.json()
-            except (aiohttp.ContentTypeError, ValueError):
-                return r.status, await r.text()
+    return await post_form(url, path, form)
 
 
 def test_upload_mask_writes_the_alpha_into_the_original(pack):
