@@ -23,6 +23,20 @@ CLASS_NAMES = ["dog", "cat", "tiger", "lion", "fox", "wolf", "bear", "polar_bear
                "pig", "mouse", "hamster", "rabbit", "horse", "unicorn", "frog", "raccoon", "dragon"]
 
 
+def assert_pictures_close(a, b, levels: int = 1, what: str = "pictures") -> None:
+    """Two uint8 pictures (arrays or PNG paths) of the same shape that differ by at most ``levels`` grey levels.
+
+    For pictures computed in different processes, thread counts or batch compositions: their floats may differ by a
+    few ulps (CPU kernels, AVX-512 vs AVX2, OpenMP reductions), which can move a rounded pixel by one level."""
+    import numpy as np
+    from PIL import Image
+
+    a, b = (np.asarray(Image.open(x)) if isinstance(x, (str, Path)) else np.asarray(x) for x in (a, b))
+    assert a.shape == b.shape, f"{what}: shapes {a.shape} and {b.shape}"
+    worst = int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()) if a.size else 0
+    assert worst <= levels, f"{what} differ by {worst} grey levels (allowed {levels})"
+
+
 def make_tiny_generator(path: Path = TINY, seed: int = 0) -> Path:
     """A random ``resnet_64`` generator with ch=2 and the embedded model's 21 classes; the per-class sCBN scales and
     shifts are random too, so that classes (and class maps) change the picture."""

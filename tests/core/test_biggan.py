@@ -130,7 +130,9 @@ def test_blending_identical_streams_is_one_stream(ours):
     assert (ours.synthesize(zs=[z, z], classes=[1, 2], blends={3: w}) - want).abs().max() < 1e-4
     head = torch.zeros(1, 4, 4, 3)
     head[..., 0] = 1
-    assert torch.equal(ours.synthesize(zs=[z, torch.randn(2, 16)], classes=[1, 2], blends={0: head}), want)
+    # two streams run as one batch of 4, the plain run as a batch of 2: other kernels, so a tolerance
+    got = ours.synthesize(zs=[z, torch.randn(2, 16)], classes=[1, 2], blends={0: head})
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
 def test_a_transplant_changes_mostly_the_masked_part(ours):

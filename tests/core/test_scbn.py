@@ -66,14 +66,15 @@ def test_class_condition_is_the_documented_formula():
 
 @torch.no_grad()
 def test_constant_one_hot_map_equals_class_ids():
-    """The gather fast path and the per-pixel map path agree for a one-hot map: exactly with K' = 1 class, within
-    1e-6 with the dense original layout (all K classes, zeros elsewhere)."""
+    """The gather fast path and the per-pixel map path agree for a one-hot map within 1e-6, with K' = 1 class
+    (run one picture at a time against a batch of two: other kernels may round differently) and with the dense
+    original layout (all K classes, zeros elsewhere)."""
     bn, x = _layer(), _x()
     ids = torch.tensor([2, 4])
     by_id = bn(x, ClassCondition(ids))
     for i, k in enumerate(ids.tolist()):
         one = MapCondition(torch.ones(1, 1, H, W), torch.tensor([k]))
-        assert torch.equal(bn(x[i:i + 1], one), by_id[i:i + 1])
+        torch.testing.assert_close(bn(x[i:i + 1], one), by_id[i:i + 1], atol=1e-6, rtol=0)
     dense = torch.zeros(2, H, W, K)
     dense[0, ..., 2] = 1
     dense[1, ..., 4] = 1
@@ -223,14 +224,16 @@ def test_plain_batch_norm_eval_formula():
 @torch.no_grad()
 def test_one_hot_class_map_through_the_generator_equals_class_ids():
     """The whole tiny generator: one-hot maps that need no resampling (the original per-layer layout, or a map
-    that only upsamples) give the class-id images bit for bit; a map at the model's resolution is shrunk with an
-    anti-aliased filter whose float weights sum to 1 - 1.2e-7 at 16 px, which moves pixels by ~1e-6, so 1e-5."""
+    that only upsamples) give the class-id images within 1e-6 (the same numbers through another code path: bit for
+    bit on the CPUs we tried, not a promise); a map at the model's resolution is shrunk with an anti-aliased filter
+    whose float weights sum to 1 - 1.2e-7 at 16 px, which moves pixels by ~1e-6, so 1e-5."""
     G = tiny_generator()
     z = torch.randn(2, G.config.dim_z, generator=torch.Generator().manual_seed(0))
     by_id = G.synthesize(z, classes=[7, 7])
     per_layer = onehot_maps([7], G.config.n_classes, G.config.map_sizes)
-    assert torch.equal(G.synthesize(z, class_maps=per_layer), by_id)
-    assert torch.equal(G.synthesize(z, class_maps=MapCondition(torch.ones(1, 1, 4, 4), torch.tensor([7]))), by_id)
+    torch.testing.assert_close(G.synthesize(z, class_maps=per_layer), by_id, atol=1e-6, rtol=0)
+    ones = MapCondition(torch.ones(1, 1, 4, 4), torch.tensor([7]))
+    torch.testing.assert_close(G.synthesize(z, class_maps=ones), by_id, atol=1e-6, rtol=0)
     r = G.resolution
     torch.testing.assert_close(G.synthesize(z, class_maps=ClassMap(torch.ones(1, 1, r, r), (7,))), by_id,
                                atol=1e-5, rtol=0)

@@ -40,7 +40,7 @@ from editor_session import click, js_find, paint_session, press  # noqa: E402
 
 from cdp import Browser, find_chromium  # noqa: E402
 from collage_app.serve import frontend_root  # noqa: E402
-from nodes_support import ROOT, TINY  # noqa: E402
+from nodes_support import ROOT, TINY, assert_pictures_close  # noqa: E402
 
 SCREENSHOT = ROOT / "docs" / "images" / "serve-editor.png"
 MAX_SCREENSHOT = 400 << 10
@@ -226,7 +226,6 @@ PAINTER_SHOT = ROOT / "docs" / "images" / "painter.png"
 
 
 def test_painter_strokes_rerun_the_graph_and_are_saved_in_the_workflow(serve, tmp_path):
-    import numpy as np
     from PIL import Image
 
     import collage_nodes
@@ -244,7 +243,7 @@ def test_painter_strokes_rerun_the_graph_and_are_saved_in_the_workflow(serve, tm
     res = collage_nodes.engine().run(prompt)
     assert res.ok, res.error
     (again,) = [i["path"] for out in res.ui.values() for i in out.get("images", [])]
-    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(saved))
+    assert_pictures_close(again, saved, what="the headless re-run and the editor's picture")
     assert shot.stat().st_size < MAX_SCREENSHOT, f"screenshot is {shot.stat().st_size} bytes"
     if not PAINTER_SHOT.exists() or os.environ.get("NEURAL_COLLAGE_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, PAINTER_SHOT)
