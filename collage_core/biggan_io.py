@@ -280,11 +280,74 @@ def _fetch(name: str) -> Path:
     return folder
 
 
+def _cache_key(name: str) -> str:
+    return name if name in REFERENCE_URLS else "hf/" + name[3:].replace("/", "--").replace("@", "--")
+
+
+def is_on_this_machine(name: str) -> bool:
+    """Whether :func:`resolve` finds the weights of a BigGAN name without a download (our cache, a reference folder
+    in it, or the reference package's download cache)."""
+    key = _cache_key(name)
+    if (cache_root() / "biggan" / f"{key}.safetensors").is_file() or is_reference_folder(cache_root() / "biggan" / key):
+        return True
+    found = _in_reference_cache(name)
+    if found is not None:
+        shutil.rmtree(found, ignore_errors=True)
+        return True
+    return False
+
+
+_REACHABLE: dict[str, tuple[float, str | None]] = {}
+
+
+def download_problem(name: str, timeout: float = 3.0) -> str | None:
+    """Why the weights of a BigGAN name that is not on this machine cannot be downloaded from here (downloads
+    turned off, or the server cannot be reached), or None when a download can start. The answer about a server is
+    kept for a minute, so validating many workflows asks once."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    if os.environ.get("NEURAL_COLLAGE_OFFLINE", "") not in ("", "0"):
+        return "downloads are off (NEURAL_COLLAGE_OFFLINE)"
+    if name.startswith("hf:"):
+        try:
+            import huggingface_hub  # noqa: F401
+        except ImportError:
+            return "Hugging Face Hub downloads need huggingface_hub (pip install 'neural-collage[hf]')"
+        host = "huggingface.co"
+    else:
+        host = urlparse(REFERENCE_URLS[name][0]).hostname or ""
+    seen = _REACHABLE.get(host)
+    if seen is None or time.monotonic() - seen[0] > 60:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            seen = (time.monotonic(), None)
+        except OSError as e:
+            seen = (time.monotonic(), f"{host} cannot be reached from this machine ({type(e).__name__}: {e})")
+        _REACHABLE[host] = seen
+    return seen[1]
+
+
+def availability_problem(name: str) -> str | None:
+    """None when a BigGAN name can be loaded here (its weights are on this machine, or can be downloaded now);
+    otherwise what is missing and what to do, for a validation message."""
+    if is_on_this_machine(name):
+        return None
+    why = download_problem(name)
+    if why is None:
+        return None
+    size = " (about 0.2-0.3 GB)" if name in REFERENCE_URLS else ""
+    return (f"{name!r}: its weights{size} are not on this machine and {why}. Download them once where there is "
+            f"internet (neural-collage convert {name} {name}.safetensors) and give that file's path instead of the "
+            f"name, or " + _where_to_put(name))
+
+
 def resolve(name: str, download: bool = True) -> Path:
     """Our native ``.safetensors`` of a BigGAN name (converting, and downloading if allowed, once)."""
     if not is_biggan_name(name):
         raise BigGANFileError(f"{name!r} is not a BigGAN name (known: {', '.join(NAMES)}, or hf:owner/repo)")
-    key = name if name in REFERENCE_URLS else "hf/" + name[3:].replace("/", "--").replace("@", "--")
+    key = _cache_key(name)
     native = cache_root() / "biggan" / f"{key}.safetensors"
     if native.is_file():
         return native

@@ -8,15 +8,16 @@ its ``class_type`` and the input, in ComfyUI's shape::
                                "class_type", "dependent_outputs"}}}
 
 All errors of a workflow are collected in one pass. Error types: ``invalid_prompt``, ``invalid_node``,
-``invalid_node_id``, ``missing_node_type``, ``invalid_inputs``, ``unknown_input``, ``required_input_missing``,
-``bad_linked_input``, ``link_source_missing``, ``link_output_out_of_range``, ``return_type_mismatch``,
-``link_required``, ``invalid_input_type``, ``value_not_finite``, ``value_smaller_than_min``,
+``invalid_node_id``, ``missing_node_type``, ``unknown_node_key``, ``invalid_inputs``, ``unknown_input``,
+``required_input_missing``, ``bad_linked_input``, ``link_source_missing``, ``link_output_out_of_range``,
+``return_type_mismatch``, ``link_required``, ``invalid_input_type``, ``value_not_finite``, ``value_smaller_than_min``,
 ``value_bigger_than_max``, ``value_not_in_list``, ``custom_validation_failed``, ``exception_during_validation``,
 ``dependency_cycle``, ``invalid_target``, ``prompt_no_outputs`` and ``prompt_outputs_failed_validation``.
 """
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import math
 import reprlib
@@ -194,6 +195,22 @@ class _Collector:
                                 "extra_info": info})
 
 
+#: the keys of a node object in ComfyUI's API format (keys starting with "_" are annotations, and ignored)
+NODE_KEYS = ("class_type", "inputs")
+
+
+def did_you_mean(word: Any, choices: Iterable[str], n: int = 3) -> str:
+    """`` (did you mean 'x'?)`` with the closest of ``choices`` (case-insensitive), or ``""`` when none is close."""
+    if not isinstance(word, str):
+        return ""
+    choices = list(choices)
+    by_lower = {c.lower(): c for c in choices}
+    close = [by_lower[c] for c in difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=0.6)]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
 def _link_problem(value: list) -> tuple[str, int] | str:
     """A normalised ``(source_id, index)`` or the reason the link is malformed."""
     if len(value) != 2:
@@ -214,7 +231,7 @@ def _check_inputs(nid: str, cls: type[Node], inputs: dict, prompt: dict, known: 
     ct = cls.name
     for key in inputs:
         if not isinstance(key, str) or key not in cls.input_map:
-            col.add(nid, ct, "unknown_input", f"unknown input {safe_repr(key)}",
+            col.add(nid, ct, "unknown_input", f"unknown input {safe_repr(key)}{did_you_mean(key, cls.input_map)}",
                     f"{ct} has inputs: {', '.join(cls.input_map) or '(none)'}",
                     input_name=key if isinstance(key, str) else safe_repr(key))
     consts: dict[str, Any] = {}
@@ -323,8 +340,15 @@ def validate(prompt: Any, registry: NodeRegistry, targets: Iterable[Any] | None 
             continue
         cls = registry.get(ct)
         if cls is None:
-            col.add(nid, ct, "missing_node_type", f"Node type '{ct}' not found", f"node {nid}")
+            col.add(nid, ct, "missing_node_type", f"Node type '{ct}' not found{did_you_mean(ct, registry.names())}",
+                    f"node {nid}")
             continue
+        stray = [k for k in node if k not in NODE_KEYS and not (isinstance(k, str) and k.startswith("_"))]
+        for key in stray:
+            col.add(nid, ct, "unknown_node_key", f"unknown key {safe_repr(key)} in the node"
+                    f"{did_you_mean(key, NODE_KEYS)}", f"a node has the keys {' and '.join(NODE_KEYS)} (and _meta)")
+        if stray and "inputs" not in node:
+            continue  # its inputs are under a misspelled key: "missing input" for each would only repeat that
         inputs = node.get("inputs", {})
         if not isinstance(inputs, dict):
             col.add(nid, ct, "invalid_inputs", f"inputs must be an object, got {type(inputs).__name__}")

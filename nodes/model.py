@@ -80,7 +80,9 @@ class LoadGenerator(Node):
     def validate(self, model=None, device=None, **_):
         errors = []
         if isinstance(model, str) and biggan_io.is_biggan_name(model):
-            pass  # resolved when the node runs (cache, else download)
+            problem = biggan_io.availability_problem(model)  # on this machine, or downloadable now
+            if problem:
+                errors.append(("model", problem))
         elif isinstance(model, str) and model_file(model) is None:
             names = ", ".join(list_embedded_models()) or "none installed"
             errors.append(("model", f"{model!r} is neither a checkpoint file nor an embedded model "

@@ -82,7 +82,34 @@ def test_missing_required_input():
 
 
 def test_unknown_input():
-    only_error(wf(facto=2.0), "2", "unknown_input", "facto", "Scale")
+    err = only_error(wf(facto=2.0), "2", "unknown_input", "facto", "Scale")
+    assert err["message"] == "unknown input 'facto' (did you mean 'factor'?)"
+    far = only_error(wf(zzzz=2.0), "2", "unknown_input", "zzzz", "Scale")
+    assert "did you mean" not in far["message"] and "factor" in far["details"]
+
+
+def test_unknown_node_type_suggests_the_closest_registered_names():
+    api = tn.chain_workflow(1)
+    api["2"]["class_type"] = "scal"
+    err = only_error(api, "2", "missing_node_type", class_type="scal")
+    assert err["message"] == "Node type 'scal' not found (did you mean 'Scale'?)"
+
+
+def test_a_misspelled_inputs_key_is_named_once():
+    """``inptus`` instead of ``inputs``: one error naming the key that is there, not "missing" for every input."""
+    api = tn.chain_workflow(1)
+    api["2"]["inptus"] = api["2"].pop("inputs")
+    v = errors_of(api)
+    (err,) = v.node_errors["2"]["errors"]
+    assert err["type"] == "unknown_node_key"
+    assert err["message"] == "unknown key 'inptus' in the node (did you mean 'inputs'?)"
+    assert "3" not in v.node_errors  # its consumer is not blamed for it
+    # annotations (_meta, _anything) are no mistake; a stray key beside a good `inputs` is, but inputs still count
+    api = tn.chain_workflow(1)
+    api["2"]["_meta"], api["2"]["_note"], api["2"]["colour"] = {"title": "x"}, 1, "red"
+    del api["2"]["inputs"]["factor"]
+    v = errors_of(api)
+    assert [e["type"] for e in v.node_errors["2"]["errors"]] == ["unknown_node_key", "required_input_missing"]
 
 
 @pytest.mark.parametrize("link,etype", [

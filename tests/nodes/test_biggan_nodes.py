@@ -4,6 +4,7 @@ BigGAN-deep 256; Load Generator's truncation, Sample z's scaling and pixel-only 
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from PIL import Image
 
 import collage_nodes
 from biggan_support import make_ours, make_reference, save_reference
-from collage_core import save_generator
+from collage_core import biggan_io, save_generator
 from collage_core.latents import sample_z
 from collage_engine import Graph
 from nodes_support import api, use_tiny
@@ -25,12 +26,40 @@ def tiny256(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", BIGGAN_WORKFLOWS)
-def test_biggan_workflows_validate_as_saved(name):
+def test_biggan_workflows_validate_as_saved(name, tmp_path, monkeypatch):
+    """Valid where the weights are in the cache (validation does not read them) or can be downloaded now."""
     wf = api(name)
     (load,) = [n for n in wf.values() if n["class_type"] == "LoadGenerator"]
     assert load["inputs"]["model"] == "biggan-deep-256" and load["inputs"]["truncation"] == 0.4
+    monkeypatch.setenv("NEURAL_COLLAGE_CACHE", str(tmp_path))
+    (tmp_path / "biggan").mkdir()
+    (tmp_path / "biggan" / "biggan-deep-256.safetensors").write_bytes(b"")
     v = collage_nodes.engine().validate(wf)
     assert v.ok, v.to_dict()
+    (tmp_path / "biggan" / "biggan-deep-256.safetensors").unlink()
+    monkeypatch.setattr(biggan_io, "download_problem", lambda name: None)  # not here, but the server answers
+    assert collage_nodes.engine().validate(wf).ok
+
+
+def test_biggan_weights_that_cannot_be_had_are_a_validation_error(tmp_path, monkeypatch):
+    """Not on this machine and no download possible: `validate` says so, and what to do, before anything runs."""
+    monkeypatch.setenv("NEURAL_COLLAGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTORCH_PRETRAINED_BIGGAN_CACHE", str(tmp_path / "reference"))
+    monkeypatch.setenv("NEURAL_COLLAGE_OFFLINE", "1")
+    v = collage_nodes.engine().validate(api("biggan_collage"))
+    assert not v.ok
+    ((nid, entry),) = v.node_errors.items()
+    (err,) = entry["errors"]
+    assert entry["class_type"] == "LoadGenerator" and err["extra_info"]["input_name"] == "model"
+    assert "'biggan-deep-256': its weights" in err["message"] and "not on this machine" in err["message"]
+    assert "downloads are off (NEURAL_COLLAGE_OFFLINE)" in err["message"]
+    assert "neural-collage convert biggan-deep-256" in err["message"]
+    assert str(tmp_path / "cache" / "biggan" / "biggan-deep-256") in err["message"]  # where to put the folder
+    # a server that cannot be reached reads the same way, with its reason
+    monkeypatch.delenv("NEURAL_COLLAGE_OFFLINE")
+    monkeypatch.setattr(biggan_io, "_REACHABLE", {"s3.amazonaws.com": (time.monotonic(), "s3 cannot be reached")})
+    (err,) = collage_nodes.engine().validate(api("biggan_collage")).node_errors[nid]["errors"]
+    assert "not on this machine and s3 cannot be reached" in err["message"]
 
 
 @pytest.mark.parametrize("name", BIGGAN_WORKFLOWS)
