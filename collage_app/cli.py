@@ -230,6 +230,24 @@ def _add_workflow_args(p: argparse.ArgumentParser) -> None:
     add_memory_flag(p)
 
 
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", default=None, metavar="N|auto",
+                   help="CPU threads of torch (default auto: the usable CPUs less those other programs keep busy; "
+                        "NEURAL_COLLAGE_THREADS or OMP_NUM_THREADS set the default). See docs/performance.md")
+
+
+def _apply_threads(args: argparse.Namespace) -> None:
+    """The thread policy of collage_core.threads, for the commands that compute (run, map, serve)."""
+    from collage_core.threads import apply_threads, choose_threads
+
+    try:
+        args.thread_choice = choose_threads(args.threads)
+    except ValueError as e:
+        raise UserError(f"--{e}") from None
+    apply_threads(args.thread_choice)
+    logging.getLogger(__name__).debug("torch threads: %s", args.thread_choice)
+
+
 def add_memory_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-memory", type=parse_memory, default="auto", metavar="SIZE",
                    help="host memory the results of one run may hold, e.g. 8G or 512M; 'auto' (default): half of "
@@ -260,6 +278,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                        "printed one per line. Exit status 1 if the workflow is invalid or a node fails.")
     _add_workflow_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_threads_flag(p)
     p.set_defaults(func=_cmd_run)
 
 
@@ -404,7 +423,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     for path in _written(res):
         print(path)
-    print(f"done: {len(res.executed)} node(s) run in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
+    print(f"done: {len(res.executed)} node(s) run in {time.perf_counter() - t0:.2f} s with {args.thread_choice}",
+          file=sys.stderr)
     return 0
 
 
@@ -487,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
     try:
+        if hasattr(args, "threads"):
+            _apply_threads(args)
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

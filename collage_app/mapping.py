@@ -53,10 +53,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_memory_flag(p)
     p.add_argument("--dry-run", action="store_true", help="print the rows (id, inputs) and stop")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .cli import add_threads_flag
+
+    add_threads_flag(p)  # with --ray: the CPUs Ray reserves for each worker (default 1), its torch threads
     p.set_defaults(func=cmd_map)
 
 
 def cmd_map(args: argparse.Namespace) -> int:
+    from collage_core.threads import parse_threads
     from collage_nodes.mapping import MapError, MapSpecError, build_rows, map_workflow, rows_table
 
     from .cli import EXIT_INVALID, EXIT_USER_ERROR, _Invalid, _prepare
@@ -76,7 +80,8 @@ def cmd_map(args: argparse.Namespace) -> int:
         # the workflow read as `run` reads it (--set, --device); the savers' folders are set per row
         reg, api, _, _ = _prepare(argparse.Namespace(**{**vars(args), "out": None}))
         result = map_workflow(api, args.over, args.out, registry=reg, workers=args.workers, ray=args.ray,
-                              progress=not args.quiet, max_memory=args.max_memory, base=args.workflow)
+                              progress=not args.quiet, max_memory=args.max_memory, base=args.workflow,
+                              threads=parse_threads(args.threads))
     except _Invalid as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
@@ -89,8 +94,9 @@ def cmd_map(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     rate = f", {result.done / result.seconds:.2f} rows/s" if result.done and result.seconds else ""
     summary = {"rows": result.total, "ok": result.ok, "failed": result.failed, "already_done": result.skipped}
-    print(f"{'interrupted' if result.interrupted else 'done'}: {json.dumps(summary)} in {result.seconds:.1f} s{rate}; "
-          f"manifest {result.manifest}", file=sys.stderr)
+    where = f"Ray workers of {args.threads or 1} CPU(s) each" if args.ray else str(args.thread_choice)
+    print(f"{'interrupted' if result.interrupted else 'done'}: {json.dumps(summary)} in {result.seconds:.1f} s{rate} "
+          f"({where}); manifest {result.manifest}", file=sys.stderr)
     if result.interrupted:
         print("run the same command again to resume", file=sys.stderr)
         return 130

@@ -257,9 +257,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload or request body (default 50)")
     p.add_argument("--max-history", type=int, default=10_000,
                    help="finished prompts kept in the history, on disk in the user folder (default 10000, as ComfyUI)")
-    from .cli import add_memory_flag
+    from .cli import add_memory_flag, add_threads_flag
 
     add_memory_flag(p)
+    add_threads_flag(p)
     p.add_argument("--web-root", help="serve this folder as the editor instead of the installed frontend package")
     p.add_argument("--no-examples", action="store_true",
                    help=f"do not copy workflows/*.json into the user's {EXAMPLES_FOLDER}")
@@ -302,7 +303,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: anyone who can reach it can run workflows and write files")
     print(f"output: {server.output_dir}\ninput:  {server.input_dir}\nmodels: {server.models_dir}\n"
-          f"user:   {server.user_dir}")
+          f"user:   {server.user_dir}\ntorch:  {args.thread_choice}")
     if args.max_memory:
         from collage_engine import format_bytes
 

@@ -492,14 +492,15 @@ def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequ
                  device: str | None = None, workers: int | None = None, ray: str | None = None,
                  progress: bool = True, registry=None, engine=None,
                  on_record: Callable[[dict], None] | None = None, max_memory: int | None = None,
-                 base: str | os.PathLike | None = None) -> MapResult:
+                 base: str | os.PathLike | None = None, threads: int | None = None) -> MapResult:
     """Run ``workflow`` (path, API or UI dict) once per row of ``over`` (one spec, a list of specs - their product -,
     or a list of ``{"NODE.INPUT": value}`` dicts), each row's savers writing to ``out/<row id>/``.
 
     ``sets`` are ``--set`` texts applied to every row; ``device`` sets every model loader's device. Rows recorded
     ``ok`` in ``out/manifest.jsonl`` are skipped. Without ``ray`` the rows run here, in order, on one engine
     (``engine``, else a new one); with ``ray`` ("auto": the running cluster or a new local one; "local"; or a
-    cluster address) on ``workers`` Ray workers. ``on_record`` sees each manifest record as it is written.
+    cluster address) on ``workers`` Ray workers, each reserving ``threads`` CPUs (default 1) and running torch on
+    that many threads. ``on_record`` sees each manifest record as it is written.
     Relative paths of the workflow are looked up next to its file (``base``, else ``workflow`` when it is a path)
     first, as ``run`` does; ``max_memory`` bounds
     each row's results (see :class:`collage_engine.Engine`).
@@ -562,7 +563,7 @@ def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequ
         else:
             from .mapping_ray import run_on_ray
 
-            result.startup_seconds = run_on_ray(api, todo, out, workers, ray, record, engine_kwargs)
+            result.startup_seconds = run_on_ray(api, todo, out, workers, ray, record, engine_kwargs, threads)
     except KeyboardInterrupt:  # the finished rows are in the manifest; the next call resumes after them
         result.interrupted = True
     finally:

@@ -36,11 +36,21 @@ def import_ray():
 class _RayRows:
     """One Ray worker: builds its engine once, then runs the rows of each batch (``{"row": [JSON, ...]}``)."""
 
-    def __init__(self, api_json: str, out: str, cwd: str, engine_kwargs: dict | None = None) -> None:
+    def __init__(self, api_json: str, out: str, cwd: str, engine_kwargs: dict | None = None,
+                 threads: int | None = None) -> None:
+        from collage_core.threads import apply_threads, choose_threads
+
+        apply_threads(choose_threads(threads))  # Ray sets OMP_NUM_THREADS to the worker's CPUs: the default
         if cwd and os.path.isdir(cwd):  # relative paths of the workflow and the specs mean what they meant there
             os.chdir(cwd)
         logging.getLogger("collage_engine").setLevel(logging.CRITICAL)  # failures go to the manifest
         self.runner = RowRunner(json.loads(api_json), out, engine_kwargs=engine_kwargs)
+        try:  # which Ray node ran a row (several nodes may share a host name)
+            import ray
+
+            self.runner.worker += f" node {ray.get_runtime_context().get_node_id()[:12]}"
+        except Exception:  # noqa: BLE001 - only a label
+            pass
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
@@ -63,7 +73,7 @@ def _init(ray, address: str) -> bool:
 
 
 def run_on_ray(api: dict, rows: list[Row], out, workers: int | None, address: str,
-               record: Callable[[dict], None], engine_kwargs: dict | None = None) -> float:
+               record: Callable[[dict], None], engine_kwargs: dict | None = None, threads: int | None = None) -> float:
     """Run ``rows`` on Ray workers, calling ``record`` with each manifest record as it arrives; return the seconds
     spent starting Ray (connecting, not the workers' model loading)."""
     import time
@@ -77,11 +87,12 @@ def run_on_ray(api: dict, rows: list[Row], out, workers: int | None, address: st
         ctx.enable_progress_bars = False  # ours counts rows
         gpus = float(ray.cluster_resources().get("GPU", 0))
         n = workers or (int(gpus) if gpus >= 1 else 2)
-        per_worker = {"num_gpus": min(1.0, gpus / n)} if gpus else {}
+        per_worker = {"num_cpus": threads or 1, **({"num_gpus": min(1.0, gpus / n)} if gpus else {})}
         startup = time.perf_counter() - t0
         ds = ray.data.from_items([{"row": json.dumps(r.to_dict())} for r in rows], override_num_blocks=len(rows))
         ds = ds.map_batches(_RayRows, fn_constructor_kwargs={"api_json": json.dumps(api), "out": str(out),
-                                                             "cwd": os.getcwd(), "engine_kwargs": engine_kwargs},
+                                                             "cwd": os.getcwd(), "engine_kwargs": engine_kwargs,
+                                                             "threads": threads},
                             batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=n),
                             **per_worker)
         try:

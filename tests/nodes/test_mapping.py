@@ -268,3 +268,34 @@ def test_ray_two_workers_give_the_same_pictures_and_manifest(tmp_path, capsys):
         assert {k: rec[k] for k in ("index", "inputs", "outputs", "status", "error")} == \
             {k: local_recs[row][k] for k in ("index", "inputs", "outputs", "status", "error")}
     assert len({r["worker"] for r in ray_recs.values()}) == 2  # both workers ran rows
+
+
+@pytest.mark.slow
+def test_ray_on_a_simulated_two_node_cluster(tmp_path, capsys):
+    """Two Ray nodes of two CPUs each (Ray's own cluster utilities, on this machine) and two workers that reserve
+    two CPUs each (--threads 2): a worker on each node, every row done once, the same pictures as in-process."""
+    pytest.importorskip("ray.data")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    try:
+        cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
+        out = tmp_path / "out"
+        args = ["map", COLLAGE, "--over", "Latent.seed=0:4", "--out", str(out), "--set", TINY_SET, "--device", "cpu",
+                "-q"]
+        assert main([*args, "--ray", cluster.address, "--workers", "2", "--threads", "2"]) == 0, \
+            capsys.readouterr().err
+        assert "Ray workers of 2 CPU(s) each" in capsys.readouterr().err
+    finally:
+        cluster.shutdown()
+    recs = _manifest(out)
+    assert sorted(r["row"] for r in recs) == [f"seed-{i}" for i in range(4)] and {r["status"] for r in recs} == {"ok"}
+    nodes = {r["worker"].split(" node ")[1] for r in recs}
+    assert len(nodes) == 2, [r["worker"] for r in recs]  # both nodes ran rows
+    ray_files = _files(out)
+    out.rename(tmp_path / "ray")
+    assert main(args) == 0
+    assert _files(out).keys() == ray_files.keys()
+    for rel, data in _files(out).items():
+        assert_pictures_close(Image.open(io.BytesIO(data)), Image.open(io.BytesIO(ray_files[rel])), what=rel)
