@@ -126,6 +126,8 @@ def cmd_examples(args: argparse.Namespace) -> int:
     dest = Path(args.dir)
     if dest.exists() and not dest.is_dir():
         raise UserError(f"{dest} is a file, not a folder")
+    if dest.resolve() == folder:
+        raise UserError(f"{dest} is the bundled workflows' folder itself; copy them to another folder")
     written, kept = copy_examples(dest, args.force, folder)
     for path in written:
         print(path)

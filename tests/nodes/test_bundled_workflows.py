@@ -129,10 +129,12 @@ def test_examples_copies_the_bundle_and_never_overwrites_without_force(tmp_path,
     assert edited.read_bytes() == (WORKFLOWS / "class_collage.json").read_bytes()
 
 
-def test_examples_into_a_file_is_refused(tmp_path, capsys):
+def test_examples_into_a_file_or_onto_themselves_is_refused(tmp_path, capsys):
     (tmp_path / "f").write_text("")
     assert main(["examples", str(tmp_path / "f")]) == 2
     assert f"error: {tmp_path / 'f'} is a file, not a folder" in capsys.readouterr().err
+    assert main(["examples", str(WORKFLOWS), "--force"]) == 2
+    assert f"error: {WORKFLOWS} is the bundled workflows' folder itself" in capsys.readouterr().err
 
 
 def test_comfyui_finds_the_pictures_next_to_the_workflows_of_an_installed_wheel(tmp_path, monkeypatch):
