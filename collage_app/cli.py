@@ -5,6 +5,7 @@ Sub-commands::
     neural-collage run WORKFLOW.json [--set NODE.INPUT=VALUE ...] [--out DIR] [--device cpu|cuda]
     neural-collage validate WORKFLOW.json
     neural-collage map WORKFLOW.json --over SPEC --out DIR [--ray auto|ADDRESS] [--workers N]   # one run per row
+    neural-collage examples [DIR] [--force]   # the bundled workflows (WORKFLOW may be one's NAME); copy them to DIR
     neural-collage nodes                       # every node schema as JSON (ComfyUI /object_info shape)
     neural-collage data emoji-animals OUT_DIR  # prepare the embedded model's training data
     neural-collage train --data DIR --out DIR  # train a class-conditional GAN (resumable)
@@ -220,7 +221,9 @@ EXIT_INVALID = 1  # invalid workflow or failed node
 def _add_workflow_args(p: argparse.ArgumentParser) -> None:
     from collage_nodes.base import DEVICES
 
-    p.add_argument("workflow", help="workflow JSON file (ComfyUI API or UI format); - reads it from standard input")
+    p.add_argument("workflow",
+                   help="workflow JSON file (ComfyUI API or UI format), or the name of a bundled workflow "
+                        "(`neural-collage examples` lists them); - reads it from standard input")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
                    help="change an input before running; NODE is a node id or title, VALUE is JSON if it parses "
                         "(7, 0.5, true, \"text\") else a string; repeatable")
@@ -299,6 +302,16 @@ class _Invalid(Exception):
     """The workflow file cannot be read at all."""
 
 
+def _workflow_file(value: str) -> str:
+    """The workflow file a command reads: ``value`` if it is a file, else the bundled workflow of that name."""
+    from .examples import resolve_workflow
+
+    try:
+        return resolve_workflow(value)
+    except FileNotFoundError as e:
+        raise _Invalid(f"cannot read workflow {e}") from None
+
+
 def _prepare(args: argparse.Namespace):
     """The registry, the API-format workflow with the command line's changes, the UI JSON to embed, and titles."""
     import collage_nodes
@@ -366,6 +379,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from collage_nodes.runner import CollageEngine, workflow_paths
 
     try:
+        args.workflow = _workflow_file(args.workflow)
         reg, api, _, titles = _prepare(args)
     except _Invalid as e:
         print(f"error: {e}", file=sys.stderr)
@@ -385,6 +399,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from collage_nodes.runner import CollageEngine, workflow_paths
 
     try:
+        args.workflow = _workflow_file(args.workflow)
         reg, api, ui, titles = _prepare(args)
     except _Invalid as e:
         print(f"error: {e}", file=sys.stderr)
@@ -470,6 +485,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     add_parser(sub)
 
 
+def _add_examples(sub: argparse._SubParsersAction) -> None:
+    from .examples import add_parser
+
+    add_parser(sub)
+
+
 def _add_map(sub: argparse._SubParsersAction) -> None:
     from .mapping import add_parser
 
@@ -498,8 +519,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = [_add_run, _add_validate, _add_map, _add_nodes, _add_data, _add_train, _add_export, _add_train_encoder,
-             _add_eval, _add_serve, _add_convert]
+_COMMANDS = [_add_run, _add_validate, _add_map, _add_examples, _add_nodes, _add_data, _add_train, _add_export,
+             _add_train_encoder, _add_eval, _add_serve, _add_convert]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

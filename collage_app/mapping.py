@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from collage_nodes.base import DEVICES
 
     p = sub.add_parser("map", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workflow", help="workflow JSON file (ComfyUI API or UI format)")
+    p.add_argument("workflow",
+                   help="workflow JSON file (ComfyUI API or UI format), or the name of a bundled workflow")
     p.add_argument("--over", action="append", required=True, metavar="SPEC", help="the rows (see above); repeatable")
     p.add_argument("--out", required=True, metavar="DIR", help="folder of the rows' folders and manifest.jsonl")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
@@ -63,7 +64,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     from collage_core.threads import parse_threads
     from collage_nodes.mapping import MapError, MapSpecError, build_rows, map_workflow, rows_table
 
-    from .cli import EXIT_INVALID, EXIT_USER_ERROR, _Invalid, _prepare
+    from .cli import EXIT_INVALID, EXIT_USER_ERROR, _Invalid, _prepare, _workflow_file
 
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
@@ -77,7 +78,8 @@ def cmd_map(args: argparse.Namespace) -> int:
         if args.dry_run:
             print(rows_table(build_rows(args.over)))
             return 0
-        # the workflow read as `run` reads it (--set, --device); the savers' folders are set per row
+        # the workflow read as `run` reads it (a file or a bundled name, --set, --device); savers' folders are per row
+        args.workflow = _workflow_file(args.workflow)
         reg, api, _, _ = _prepare(argparse.Namespace(**{**vars(args), "out": None}))
         result = map_workflow(api, args.over, args.out, registry=reg, workers=args.workers, ray=args.ray,
                               progress=not args.quiet, max_memory=args.max_memory, base=args.workflow,

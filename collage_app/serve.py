@@ -19,17 +19,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .examples import workflows_folder
+
 log = logging.getLogger(__name__)
 
 #: the editor version this server is tested with (the ``[serve]`` extra pins it)
 FRONTEND_VERSION = "1.49.6"
 #: the model that saved workflows name; ``--model`` replaces it
 DEFAULT_MODEL = "emoji-animals"
-#: where the repository's editor-format workflows are (present in a source checkout / editable install)
-EXAMPLES = Path(__file__).resolve().parent.parent / "workflows"  # editor format (the API sources are in api/)
+#: where the bundled editor-format workflows are (a clone's workflows/, or the installed package collage_workflows)
+EXAMPLES = workflows_folder()  # editor format (the API sources are in api/)
 EXAMPLES_FOLDER = "workflows/neural-collage"
 #: the pictures the example workflows name (``examples/chelsea.png``), copied into the input folder
-EXAMPLE_INPUTS = Path(__file__).resolve().parent.parent / "workflows" / "examples"
+EXAMPLE_INPUTS = workflows_folder() / "examples"
 #: the pack's editor extensions (ComfyUI's WEB_DIRECTORY), served at /extensions/neural-collage/
 WEB_DIR = Path(__file__).resolve().parent.parent / "nodes" / "web"
 EXTENSION_NAME = "neural-collage"

@@ -118,14 +118,15 @@ def _output_directory(default: Any) -> Any:
 
 def _resolve_file(value: Any) -> Any:
     """A relative path that does not exist from ComfyUI's working folder is looked up in ComfyUI's input folder, then
-    next to the pack's workflows (``examples/...``, as the command line does), then in the pack's folder."""
+    next to the pack's workflows (``examples/...``, as the command line does; ``workflows/`` in the pack's folder,
+    ``collage_workflows/`` when installed from a wheel), then in the pack's folder."""
     if not isinstance(value, str) or not value or os.path.isabs(value) or os.path.exists(value):
         return value
     fp = _comfy_module("folder_paths")
     if fp is None:
         return value
-    for folder in (fp.get_input_directory(), os.path.join(PACK_FOLDER, "workflows"),
-                   os.path.join(PACK_FOLDER, "workflows", "api"), PACK_FOLDER):
+    bundles = [os.path.join(PACK_FOLDER, name) for name in ("workflows", "collage_workflows")]
+    for folder in (fp.get_input_directory(), *bundles, *(os.path.join(b, "api") for b in bundles), PACK_FOLDER):
         candidate = os.path.join(folder, value)
         if os.path.exists(candidate):
             return candidate
