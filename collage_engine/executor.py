@@ -280,7 +280,7 @@ class Engine:
         """What the nodes' estimates show before running: mistakes in inputs (as node errors) and a run that would
         pass the memory budget."""
         mistakes: list = []
-        over = plan_memory(v.order, v.nodes, self.instance, self.max_memory or None, mistakes)
+        over = plan_memory(v.order, v.nodes, self.instance, self.max_memory or None, mistakes, v.targets)
         for nid, e in mistakes:
             v.node_errors.setdefault(nid, {"class_type": v.nodes[nid].cls.name, "dependent_outputs": list(v.targets),
                                            "errors": []})["errors"].append(
@@ -366,13 +366,12 @@ class Engine:
         sizes: dict[str, int] = {}  # host bytes of each value held (for the memory budget)
         self._live = 0
         pinned: list[str] = []
-        for nid in v.order:
-            if nid in needed and nid in hits:
-                values[nid] = cache.get(keys[nid]).outputs  # type: ignore[union-attr]
-                sizes[nid] = cache.get(keys[nid]).host_bytes  # type: ignore[union-attr]
-                self._live += sizes[nid]
-                cache.pin(keys[nid])
-                pinned.append(keys[nid])
+        hit_entries = {n: cache.get(keys[n]) for n in v.order if n in hits and n in needed}  # one look-up each
+        for nid, entry in hit_entries.items():
+            values[nid], sizes[nid] = entry.outputs, entry.host_bytes  # type: ignore[union-attr]
+            self._live += sizes[nid]
+            cache.pin(keys[nid])
+            pinned.append(keys[nid])
         res.cached = [n for n in v.order if n in hits]
         if emit:
             emit("execution_start", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000),
@@ -380,7 +379,7 @@ class Engine:
             emit("execution_cached", {"nodes": res.cached, "prompt_id": prompt_id,
                                       "timestamp": int(time.time() * 1000)})
         for nid in res.cached:  # like ComfyUI, cached output nodes send their ui again
-            ui = cache.get(keys[nid]).ui if nid in targets else None  # type: ignore[union-attr]
+            ui = hit_entries[nid].ui if nid in targets else None  # type: ignore[union-attr]
             if ui is not None:
                 res.ui[nid] = ui
                 if emit:

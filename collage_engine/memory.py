@@ -77,12 +77,13 @@ def default_max_memory(fraction: float = 0.5) -> int | None:
 
 
 def plan_memory(order: Sequence[str], nodes: dict[str, Any], instance: Any, budget: int | None,
-                mistakes: list | None = None) -> dict | None:
+                mistakes: list | None = None, targets: Sequence[str] = ()) -> dict | None:
     """Walk ``order`` (validated nodes) with their estimates; None if the run fits ``budget`` (None: no budget),
     else the first node that does not fit: ``{"node": id, "output_bytes": ..., "live_bytes": ..., "message"}``.
 
     ``instance(cls)`` gives a node class's instance (whose :meth:`estimate` is asked). Outputs of a node live
-    until its last consumer ran, as in the executor; unknown estimates count as zero. A
+    until its last consumer ran, and the ``targets``' outputs to the end, as in the executor; unknown estimates
+    count as zero. A
     :class:`~collage_engine.NodeInputError` raised by an estimate is appended to ``mistakes`` as ``(node id, error)``.
     """
     mistakes = mistakes if mistakes is not None else []
@@ -92,6 +93,7 @@ def plan_memory(order: Sequence[str], nodes: dict[str, Any], instance: Any, budg
         for src, _ in nodes[nid].links.values():
             last_use[src] = i
     live: dict[str, int] = {}
+    keep = set(targets)  # the run's results: held until it ends
     for i, nid in enumerate(order):
         node = nodes[nid]
         args: dict[str, Any] = dict(node.consts)
@@ -115,6 +117,6 @@ def plan_memory(order: Sequence[str], nodes: dict[str, Any], instance: Any, budg
                     "message": f"its output would take about {format_bytes(size)}{held_text}, over the memory "
                                f"budget of {format_bytes(budget)}"}
         live[nid] = size
-        for src in [s for s in live if last_use.get(s, -1) <= i and s != nid]:
+        for src in [s for s in live if last_use.get(s, -1) <= i and s != nid and s not in keep]:
             del live[src]
     return None

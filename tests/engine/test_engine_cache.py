@@ -138,3 +138,13 @@ def test_real_cuda_tensors_count_as_device_memory_and_stay_on_device():
                      "2": {"class_type": "Keep", "inputs": {"t": ["1", 0]}}})
         assert r.ok and r["2"][0].device.type == "cuda"
         assert eng.cache.device_bytes <= 3 * 4096
+
+
+def test_a_reused_node_counts_one_cache_hit():
+    engine = Engine(REG)
+    wf = tn.chain_workflow(3)
+    assert engine.run(wf).ok
+    before = engine.cache.hits
+    again = engine.run(wf)
+    assert again.ok and again.executed == []
+    assert engine.cache.hits - before == len(again.cached) == len(wf)

@@ -44,6 +44,14 @@ class Secret(Node):
         return (np.concatenate([array, array]),)
 
 
+class ShownDouble(Double):
+    """Doubles and is an output node too (like Paint Class Map): the executor keeps its result to the end."""
+    output_node = True
+
+    def run(self, ctx, array):
+        return NodeOutput((np.concatenate([array, array]),), ui={"bytes": [int(2 * array.nbytes)]})
+
+
 class Size(Node):
     output_node = True
     inputs = [Input("array", "ARRAY")]
@@ -53,7 +61,7 @@ class Size(Node):
 
 
 REG = NodeRegistry()
-for cls in (Zeros, Double, Secret, Size):
+for cls in (Zeros, Double, Secret, ShownDouble, Size):
     REG.register(cls)
 
 
@@ -81,6 +89,18 @@ def test_the_plan_frees_results_after_their_last_consumer():
     # a chain holds at most two results at once: 16 + 32 MiB fits 48 MiB although the chain made 63 MiB in all
     assert Engine(REG, max_memory=48 * MiB).validate(bomb(5)).ok
     assert not Engine(REG, max_memory=47 * MiB).validate(bomb(5)).ok
+
+
+def test_the_plan_keeps_output_nodes_results_to_the_end():
+    """An output node's result is held until the run ends (the executor keeps targets): 8 + 16 (shown) + 32 + 64 MiB
+    holds 16 + 32 + 64 = 112 MiB when the last doubling finishes, not 96."""
+    wf = bomb(3, mib=8)
+    wf["2"]["class_type"] = "ShownDouble"
+    assert not Engine(REG, max_memory=111 * MiB).validate(wf).ok
+    assert Engine(REG, max_memory=112 * MiB).validate(wf).ok
+    engine = Engine(REG, max_memory=112 * MiB)
+    assert engine.run(wf).ok  # and the run agrees with the plan
+    assert Engine(REG, max_memory=100 * MiB).run(wf).status == "invalid"  # refused before, not failed while running
 
 
 def test_no_budget_no_check():
