@@ -108,9 +108,10 @@ class CollageImageGrid(Node):
         return (1, top + rows * h + (rows - 1) * padding, left + cols * w + (cols - 1) * padding, c)
 
     def estimate(self, images=None, columns=4, padding=2, row_labels="", col_labels="", **_):
-        if not isinstance(images, Estimate) or len(images.shape) != 4:
+        if not isinstance(images, Estimate) or len(images.shape) != 4 or not isinstance(columns, int) \
+                or not isinstance(padding, int):
             return None
-        labels = [None if isinstance(v, Estimate) else v for v in (row_labels, col_labels)]
+        labels = [v if isinstance(v, str) else None for v in (row_labels, col_labels)]  # None: linked, not known
         with blame("row_labels", "col_labels"):  # counts of typed labels are checked before anything runs
             check_labels(images.shape[0], columns, *labels)
         return (Estimate(self._shape(*images.shape, columns, padding, *labels), images.itemsize),)

@@ -333,6 +333,17 @@ def test_image_grid_labels_flow_from_the_sweeps(G):
     (typed,) = call("CollageImageGrid", images=res[img.id][0], columns=6, row_labels="seed 11, seed 12",
                     col_labels=", ".join(res[layers.id][1].splitlines()))
     assert torch.equal(typed, labelled)
+    # before the run the linked labels are unknown: the memory estimate assumes the largest bands, never too small
+    from collage_engine import Estimate
+
+    grid_node = collage_nodes.registry()["CollageImageGrid"]()
+    (est,) = grid_node.estimate(images=Estimate(tuple(res[img.id][0].shape), 4), columns=6, row_labels=None,
+                                col_labels=None)
+    assert est.shape[1] >= labelled.shape[1] and est.shape[2] >= labelled.shape[2]
+    (typed_est,) = grid_node.estimate(images=Estimate(tuple(res[img.id][0].shape), 4), columns=6,
+                                      row_labels="seed 11, seed 12",
+                                      col_labels=", ".join(res[layers.id][1].splitlines()))
+    assert typed_est.shape == tuple(typed.shape)  # typed labels: the exact size
 
 
 def test_save_image_writes_pngs(tmp_path):
