@@ -106,7 +106,7 @@ def fit_label(text: str, font, width: float, max_lines: int) -> list[str]:
             line = ""
             words.insert(0, word)
         else:  # a word alone is too wide: break it where it stops fitting
-            cut = max(1, max((k for k in range(1, len(word) + 1) if font.getlength(word[:k]) <= width), default=1))
+            cut = max((k for k in range(1, len(word) + 1) if font.getlength(word[:k]) <= width), default=1)
             lines.append(word[:cut])
             if word[cut:]:
                 words.insert(0, word[cut:])
@@ -159,7 +159,8 @@ class _Layout:
         self.col_width = max(1, tile_w - 2)  # a pixel of room each side for the glyphs' side bearings
         self.row_width = max(tile_w, 6 * self.size) - 2 * self.margin  # a class name fits on 64 px tiles
         self.cols = [fit_label(t, self.font, self.col_width, COLUMN_LINES) for t in cols]
-        self.rows = [fit_label(t, self.font, self.row_width, max(1, tile_h // self.line)) for t in rows]
+        lines = tile_h // self.line  # rows lower than a line of text get none (rather than text over their neighbours)
+        self.rows = [fit_label(t, self.font, self.row_width, lines) if lines else [] for t in rows]
 
     def bands(self) -> tuple[int, int]:
         top = max((len(lines) for lines in self.cols), default=0)

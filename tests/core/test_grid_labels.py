@@ -137,6 +137,10 @@ def test_tiles_narrower_than_a_letter_get_no_text_over_their_neighbours():
     ink = _ink(out)
     for k in range(2):
         assert not ink[:top, k * 7 + 6].any()  # the padding column between two cells stays clear
+    rows = labelled_grid(_tiles(3, 6, 6), 1, 1, 1.0, row_labels="seed 1, seed 2, seed 3")  # rows lower than a line
+    left = rows.shape[2] - 6
+    assert torch.equal(rows[:, :, left:], tile_images(_tiles(3, 6, 6), 1, 1, 1.0))
+    assert not _ink(rows)[:, :left].any()  # no text rather than text across three rows
 
 
 def test_dark_padding_gets_light_text_and_the_grey_is_kept():
