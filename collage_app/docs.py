@@ -42,7 +42,9 @@ Every node is a typed declaration (`collage_engine.Node`); this page, `neural-co
 **Variants and grids.** A class map, a feature blend or a class choice holds a batch of *variants* (a strength
 sweep, a layer-range sweep, a batch of masks). `Generate` pairs latents with variants (`combine = pairwise`; a
 batch of 1 repeats) or crosses them (`combine = grid`: one row per latent, one column per variant), so a
-paper-style grid is *Generate (grid) -> Image Grid (columns = number of variants)*.
+paper-style grid is *Generate (grid) -> Image Grid (columns = number of variants)*. Link the `labels` output of
+`SampleZ` to the grid's `row_labels` and that of the sweep to its `col_labels`, and the picture names its rows
+(seeds) and columns (strengths, layer ranges) by itself.
 
 **Errors** name the node and the input: validation (`neural-collage validate`) reports every problem at once;
 a node that fails while running says e.g. `node 8 (PaintClass 'Paint cat') failed: input 'class_name': unknown

@@ -28,6 +28,7 @@ MASK = "MASK"              # torch float32 (B, H, W) in [0, 1]
 DISCRIMINATOR = "DISCRIMINATOR"  # collage_core.Discriminator (eval mode)
 ENCODER = "ENCODER"        # collage_core.encoder.Encoder (eval mode): picture -> (z, class logits)
 CROP = "CROP"              # collage_core.crop.CropInfo
+STRING = "STRING"          # ComfyUI's text; the labels outputs of sweeps hold one label per line
 
 #: choices of LoadGenerator's device input (and of the CLI's --device)
 DEVICES = ["auto", "cpu", "cuda", "mps"]

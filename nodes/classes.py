@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collage_core import collage
 from collage_core.collage import (
+    class_index,
     layer_range_sweep,
     new_class_map,
     paint_class,
@@ -12,9 +13,10 @@ from collage_core.collage import (
     sweep_layer_ranges,
     sweep_strengths,
 )
+from collage_core.grid_labels import join_labels, layer_range_labels, strength_labels
 from collage_engine import Combo, Estimate, Float, Input, Int, Node, Output, String
 
-from .base import CATEGORY, CLASS_MAP, CLASS_SPEC, GENERATOR, MASK, InputError, blame, facts_of
+from .base import CATEGORY, CLASS_MAP, CLASS_SPEC, GENERATOR, MASK, STRING, InputError, blame, facts_of
 
 CAT = f"{CATEGORY}/class"
 MAX_LAYER = 63  # BigGAN-deep 512 has 57 sCBN layers (SNGAN 256: 12)
@@ -139,16 +141,22 @@ class PaintClassSweep(Node):
         Float("end", 1.0, min=0.0, max=1.0, step=0.01, description="Strength of the last variant."),
         Int("steps", 5, min=1, max=64, description="Number of strengths, evenly spaced, both ends included."),
     ]
-    outputs = [Output("class_map", CLASS_MAP, "The map variants (input variants x steps, strength varying fastest).")]
+    outputs = [Output("class_map", CLASS_MAP, "The map variants (input variants x steps, strength varying fastest)."),
+               Output("labels", STRING, "One label per variant ('cat 0.25'), one per line: connect it to Image "
+                                        "Grid's col_labels.")]
 
     def estimate(self, class_map=None, mask=None, class_name=None, steps=1, **_):
-        return _painted(class_map, class_name, steps if isinstance(steps, int) else 1)
+        est = _painted(class_map, class_name, steps if isinstance(steps, int) else 1)
+        return None if est is None else (*est, None)
 
     def run(self, ctx, class_map, mask, class_name, start, end, steps):
         with blame("steps", "start", "end"):
             strengths = sweep_strengths(start, end, steps)
         with blame("mask", "class_name"):
-            return (paint_class(class_map, mask, class_name, strengths),)
+            out = paint_class(class_map, mask, class_name, strengths)
+            name = out.class_names[class_index(out.class_names, class_name)]
+        labels = strength_labels(name, strengths) * (out.variants // len(strengths))
+        return out, join_labels(labels)
 
 
 class LayerRangeSweep(Node):
@@ -165,12 +173,15 @@ class LayerRangeSweep(Node):
                description="For mode 'custom': inclusive ranges 'first-last' or single layers, comma-separated; 'end' "
                            "(or -1) is the last layer."),
     ]
-    outputs = [Output("class_map", CLASS_MAP, "The map variants (input variants x ranges, range varying fastest).")]
+    outputs = [Output("class_map", CLASS_MAP, "The map variants (input variants x ranges, range varying fastest)."),
+               Output("labels", STRING, "One label per variant ('layers 0-1'), one per line: connect it to Image "
+                                        "Grid's col_labels.")]
 
     def run(self, ctx, class_map, mode, custom):
         with blame("mode", "custom"):
             ranges = layer_range_sweep(mode, class_map.n_layers, custom)
-        return (sweep_layer_ranges(class_map, ranges),)
+        out = sweep_layer_ranges(class_map, ranges)
+        return out, join_labels(layer_range_labels(out.layer_ranges))
 
     def validate(self, mode=None, custom=None, **_):
         if mode == "custom" and isinstance(custom, str):

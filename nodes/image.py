@@ -1,4 +1,4 @@
-"""Pictures: load, save as PNG with the workflow embedded, tile a batch into a grid, join batches."""
+"""Pictures: load, save as PNG with the workflow embedded, tile a batch into a (labelled) grid, join batches."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import os
 
 import torch
 
-from collage_core.images import image_to_uint8, load_image, save_png, tile_images
+from collage_core.grid_labels import check_labels, grid_layout, label_bands, labelled_grid
+from collage_core.images import image_to_uint8, load_image, save_png
 from collage_engine import Estimate, Float, Input, Int, Node, NodeOutput, Output, String
 
 from .base import (
@@ -81,7 +82,7 @@ class CollageSaveImage(Node):
 
 class CollageImageGrid(Node):
     """Tile a batch of images row by row into one picture, e.g. the output of Generate with combine = grid (one row
-    per latent, one column per variant of a sweep)."""
+    per latent, one column per variant of a sweep), with optional labels left of the rows and above the columns."""
 
     display_name = "Image Grid"
     category = CAT
@@ -90,26 +91,37 @@ class CollageImageGrid(Node):
         Int("columns", 4, min=1, max=256, description="Images per row (set it to the number of sweep steps)."),
         Int("padding", 2, min=0, max=64, description="Pixels between cells."),
         Float("pad_value", 1.0, min=0.0, max=1.0, step=0.05, description="Grey level of the padding (1 = white)."),
+        String("row_labels", "", optional=True,
+               description="One label per row, comma-separated (or one per line); empty = none. Connect the labels "
+                           "output of Sample z to label the latents, or type your own."),
+        String("col_labels", "", optional=True,
+               description="One label per column, comma-separated (or one per line); empty = none. Connect the "
+                           "labels output of a sweep (Paint Class Sweep, Layer Range Sweep), or type your own."),
     ]
-    outputs = [Output("image", IMAGE, "One picture (1, H', W', C) on the images' device.")]
+    outputs = [Output("image", IMAGE, "One picture (1, H', W', C) on the images' device; labels add a band above "
+                                      "and/or left of the tiles.")]
 
     @staticmethod
-    def _shape(b, h, w, c, columns, padding):
-        cols = max(1, min(int(columns), b))
-        rows = (b + cols - 1) // cols
-        return (1, rows * h + (rows - 1) * padding, cols * w + (cols - 1) * padding, c)
+    def _shape(b, h, w, c, columns, padding, row_labels="", col_labels=""):
+        rows, cols = grid_layout(b, columns)
+        top, left = label_bands(h, w, row_labels, col_labels)  # labels not known yet (linked): the largest bands
+        return (1, top + rows * h + (rows - 1) * padding, left + cols * w + (cols - 1) * padding, c)
 
-    def estimate(self, images=None, columns=4, padding=2, **_):
-        if not isinstance(images, Estimate) or len(images.shape) != 4:
+    def estimate(self, images=None, columns=4, padding=2, row_labels="", col_labels="", **_):
+        if not isinstance(images, Estimate) or len(images.shape) != 4 or not isinstance(columns, int) \
+                or not isinstance(padding, int):
             return None
-        return (Estimate(self._shape(*images.shape, columns, padding), images.itemsize),)
+        labels = [v if isinstance(v, str) else None for v in (row_labels, col_labels)]  # None: linked, not known
+        with blame("row_labels", "col_labels"):  # counts of typed labels are checked before anything runs
+            check_labels(images.shape[0], columns, *labels)
+        return (Estimate(self._shape(*images.shape, columns, padding, *labels), images.itemsize),)
 
-    def run(self, ctx, images, columns, padding, pad_value):
+    def run(self, ctx, images, columns, padding, pad_value, row_labels="", col_labels=""):
         if images.dim() == 4 and images.device.type == "cpu":
-            shape = self._shape(*images.shape, columns, padding)
+            shape = self._shape(*images.shape, columns, padding, row_labels, col_labels)
             ctx.reserve(images.element_size() * shape[1] * shape[2] * shape[3], "the grid")
-        with blame("images"):
-            return (tile_images(images, columns, padding, pad_value),)
+        with blame("images", "row_labels", "col_labels"):
+            return (labelled_grid(images, columns, padding, pad_value, row_labels, col_labels),)
 
 
 class CollageImageBatch(Node):

@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from collage_core.grid_labels import join_labels, seed_labels
 from collage_core.latents import load_latent, sample_z, save_latent
 from collage_engine import Estimate, Float, Input, Int, Node, NodeOutput, Output, String
 
@@ -14,6 +15,7 @@ from .base import (
     GENERATOR,
     LATENT_Z,
     OUTPUT_DIR_INPUT,
+    STRING,
     InputError,
     blame,
     facts_of,
@@ -41,17 +43,19 @@ class SampleZ(Node):
                           "BigGAN the latents are then multiplied by its truncation psi (Load Generator), so 2 "
                           "gives the reference's psi * truncnorm(-2, 2)."),
     ]
-    outputs = [Output("z", LATENT_Z, "Latents (batch, dim_z), float32, on the generator's device.")]
+    outputs = [Output("z", LATENT_Z, "Latents (batch, dim_z), float32, on the generator's device."),
+               Output("labels", STRING, "One label per latent ('seed 11'), one per line: connect it to Image Grid's "
+                                        "row_labels.")]
 
     def estimate(self, generator=None, batch=1, **_):
         facts = facts_of(generator)
-        return None if facts is None else (Estimate((batch, facts.dim_z), 4, generator.device, info=facts),)
+        return None if facts is None else (Estimate((batch, facts.dim_z), 4, generator.device, info=facts), None)
 
     def run(self, ctx, generator, seed, batch, truncation):
         with blame("truncation"):
             z = sample_z(batch, generator.config.dim_z, seed, truncation, device=generator.device)
         psi = getattr(generator, "truncation", None)  # BigGAN: z is psi * (truncated) normal, as its reference
-        return (z * float(psi) if psi is not None else z,)
+        return z * float(psi) if psi is not None else z, join_labels(seed_labels(seed, batch))
 
 
 class LoadZ(Node):

@@ -233,3 +233,23 @@ def test_save_prefix_must_stay_inside_the_output_folder(tmp_path):
     g.add("CollageSaveImage", {"images": img, "filename_prefix": "../escape", "output_dir": str(tmp_path)}, id="save")
     node, msg = _failure(collage_nodes.engine().run(g))
     assert node == "save" and msg.startswith("input 'filename_prefix':")
+
+
+def test_grid_label_counts_are_checked():
+    """Typed labels that do not match the grid are refused before anything runs; linked ones (from Sample z or a
+    sweep) when the grid node runs. Either way the message names the node and the input."""
+    g = _collage()  # 2 latents x 1 variant, in 2 columns: 1 row, 2 columns
+    g["grid"].set(col_labels="cat 0, cat 0.5, cat 1")
+    name, msg = _invalid_input(_run(g), "grid")
+    assert name == "col_labels" and msg.startswith("3 column label(s) for 2 columns")
+    g["grid"].set(col_labels="", row_labels="seed 1\nseed 2")
+    name, msg = _invalid_input(_run(g), "grid")
+    assert name == "row_labels" and msg.startswith("2 row label(s) for 1 rows")
+    assert "node grid (CollageImageGrid), input 'row_labels'" in format_errors(_run(g).errors)
+    g["grid"].set(row_labels="", columns=1)  # now 2 rows of 1: Sample z's two labels fit the rows, not the column
+    g["grid"].set(col_labels=g["z"].out(1))
+    node, msg = _failure(_run(g))
+    assert node == "grid" and msg.startswith("input 'col_labels': 2 column label(s) for 1 columns") \
+        and "set columns to 2" in msg
+    g["grid"].set(col_labels="", row_labels=g["z"].out(1))
+    assert _run(g).ok

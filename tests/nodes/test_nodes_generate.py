@@ -19,8 +19,8 @@ def G():
 
 @pytest.fixture(scope="module")
 def parts(G):
-    (z,) = call("SampleZ", generator=G, seed=4, batch=3)
-    (ref,) = call("SampleZ", generator=G, seed=40, batch=1)
+    z, _ = call("SampleZ", generator=G, seed=4, batch=3)
+    ref, _ = call("SampleZ", generator=G, seed=40, batch=1)
     (ell,) = call("CollageEllipseMask", center_x=0.4, radius_x=0.35)
     (soft,) = call("CollageFeatherMask", mask=ell, sigma=2.0)
     (rect,) = call("CollageRectangleMask", y=0.5, h=0.5, w=1.0)
@@ -97,7 +97,7 @@ def test_feature_blend_with_class_map(G, parts):
 
 def test_several_references_composite_in_order(G, parts):
     z, ref, soft, rect, _ = parts
-    (ref2,) = call("SampleZ", generator=G, seed=41)
+    ref2, _ = call("SampleZ", generator=G, seed=41)
     (a,) = call("FeatureBlend", generator=G, reference=ref, mask=rect, layer_start=1, layer_end=2, strength=1.0)
     (b,) = call("FeatureBlend", generator=G, reference=ref2, mask=soft, layer_start=2, layer_end=2, strength=0.6,
                 blend=a)
@@ -114,7 +114,7 @@ def test_several_references_composite_in_order(G, parts):
 
 def test_grid_crosses_latents_and_variants(G, parts):
     z, _, soft, _, base = parts
-    (sweep,) = call("PaintClassSweep", class_map=base, mask=soft, class_name="cat", start=0.0, end=1.0, steps=4)
+    sweep, _ = call("PaintClassSweep", class_map=base, mask=soft, class_name="cat", start=0.0, end=1.0, steps=4)
     (grid,) = call("Generate", generator=G, z=z[:2], class_map=sweep, combine="grid")
     assert grid.shape == (8, 64, 64, 3)
     with torch.no_grad():
@@ -129,7 +129,7 @@ def test_grid_crosses_latents_and_variants(G, parts):
 def test_layer_sweep_grid(G, parts):
     z, _, soft, _, base = parts
     (cm,) = call("PaintClass", class_map=base, mask=soft, class_name="cat")
-    (sw,) = call("LayerRangeSweep", class_map=cm, mode="per block")
+    sw, _ = call("LayerRangeSweep", class_map=cm, mode="per block")
     (grid,) = call("Generate", generator=G, z=z[:2], class_map=sw, combine="grid")
     ref = class_map_from_regions(0, [(soft[0], 1, 1.0)])
     with torch.no_grad():
@@ -140,7 +140,7 @@ def test_layer_sweep_grid(G, parts):
 
 def test_pairwise_batches_must_agree(G, parts):
     z, _, soft, _, base = parts
-    (sweep,) = call("PaintClassSweep", class_map=base, mask=soft, class_name="cat", steps=2)
+    sweep, _ = call("PaintClassSweep", class_map=base, mask=soft, class_name="cat", steps=2)
     with pytest.raises(ValueError, match="input 'combine': z has 3 latents but there are 2 variants"):
         call("Generate", generator=G, z=z, class_map=sweep)
     (both,) = call("Generate", generator=G, z=z[:2], class_map=sweep)
@@ -151,7 +151,7 @@ def test_generate_chunks_do_not_change_results(G, parts):
     from collage_core.collage import synthesize_collage
 
     z, _, soft, _, base = parts
-    (sweep,) = call("PaintClassSweep", class_map=base, mask=soft, class_name="cat", steps=3)
+    sweep, _ = call("PaintClassSweep", class_map=base, mask=soft, class_name="cat", steps=3)
     seen = []
     a = synthesize_collage(G, z, class_map=sweep, combine="grid", chunk=2, progress=lambda d, t: seen.append((d, t)))
     b = synthesize_collage(G, z, class_map=sweep, combine="grid")

@@ -50,16 +50,27 @@ def test_load_generator_validation_and_fingerprint(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ latents
 def test_sample_z(G):
-    (z,) = call("SampleZ", generator=G, seed=5, batch=3)
+    z, _ = call("SampleZ", generator=G, seed=5, batch=3)
     assert z.shape == (3, 128) and z.dtype == torch.float32 and z.device == G.device
-    (z1,) = call("SampleZ", generator=G, seed=6, batch=1)
+    z1, _ = call("SampleZ", generator=G, seed=6, batch=1)
     assert torch.equal(z[1:2], z1)  # row i of a batch is seed + i alone
     assert torch.equal(call("SampleZ", generator=G, seed=5, batch=3)[0], z)  # deterministic
-    (zt,) = call("SampleZ", generator=G, seed=5, batch=3, truncation=0.5)
+    zt, _ = call("SampleZ", generator=G, seed=5, batch=3, truncation=0.5)
     assert float(zt.abs().max()) <= 0.5 and not torch.equal(zt, z)
-    (zmax,) = call("SampleZ", generator=G, seed=2 ** 64 - 1, batch=2)  # wraps around instead of failing
+    zmax, _ = call("SampleZ", generator=G, seed=2 ** 64 - 1, batch=2)  # wraps around instead of failing
     assert torch.equal(zmax[1], call("SampleZ", generator=G, seed=0)[0][0])
     assert abs(float(call("SampleZ", generator=G, seed=1, batch=64)[0].std()) - 1) < 0.05
+
+
+def test_sample_z_labels_name_each_rows_seed(G):
+    """The labels output names the seed that reproduces each latent alone (Image Grid's row_labels)."""
+    z, labels = call("SampleZ", generator=G, seed=5, batch=3)
+    assert labels.splitlines() == ["seed 5", "seed 6", "seed 7"]
+    for i, label in enumerate(labels.splitlines()):
+        alone, _ = call("SampleZ", generator=G, seed=int(label.split()[1]), batch=1)
+        assert torch.equal(alone[0], z[i])
+    _, wrapped = call("SampleZ", generator=G, seed=2 ** 64 - 1, batch=2)
+    assert wrapped.splitlines() == [f"seed {2 ** 64 - 1}", "seed 0"]
 
 
 def test_load_and_save_z(G, tmp_path):
@@ -70,7 +81,7 @@ def test_load_and_save_z(G, tmp_path):
     (b,) = call("LoadZ", generator=G, path=str(tmp_path / "flat.npy"))
     assert a.shape == b.shape == (1, 128) and a.dtype == b.dtype == torch.float32
     assert torch.equal(a, torch.from_numpy(z)) and torch.equal(a, b)
-    (zz,) = call("SampleZ", generator=G, seed=1, batch=2)
+    zz, _ = call("SampleZ", generator=G, seed=1, batch=2)
     call("SaveZ", z=zz, filename_prefix="lat/z", output_dir=str(tmp_path))
     call("SaveZ", z=zz, filename_prefix="lat/z", output_dir=str(tmp_path))
     files = sorted(p.name for p in (tmp_path / "lat").iterdir())
@@ -82,8 +93,8 @@ def test_load_and_save_z(G, tmp_path):
 
 
 def test_concat_z(G):
-    (a,) = call("SampleZ", generator=G, seed=1, batch=2)
-    (b,) = call("SampleZ", generator=G, seed=9, batch=1)
+    a, _ = call("SampleZ", generator=G, seed=1, batch=2)
+    b, _ = call("SampleZ", generator=G, seed=9, batch=1)
     (c,) = call("ConcatZ", z_a=a, z_b=b)
     assert c.shape == (3, 128) and torch.equal(c[:2], a) and torch.equal(c[2:], b)
 
@@ -132,11 +143,19 @@ def test_paint_resizes_masks_and_makes_variants_from_mask_batches(G):
 def test_paint_class_sweep(G):
     (cm,) = call("ClassMap", generator=G, base_class="dog")
     (m,) = call("CollageEllipseMask")
-    (sw,) = call("PaintClassSweep", class_map=cm, mask=m, class_name="cat", start=0.0, end=1.0, steps=5)
+    sw, labels = call("PaintClassSweep", class_map=cm, mask=m, class_name="cat", start=0.0, end=1.0, steps=5)
     assert sw.variants == 5 and sw.layer_ranges == ((0, 7),) * 5
+    assert len(labels.splitlines()) == sw.variants
     for i, s in enumerate([0.0, 0.25, 0.5, 0.75, 1.0]):
         (one,) = call("PaintClass", class_map=cm, mask=m, class_name="cat", strength=s)
         assert torch.equal(sw.weights[i:i + 1], one.weights)
+        name, strength = labels.splitlines()[i].split()
+        assert name == "cat" and float(strength) == pytest.approx(s)
+    _, by_id = call("PaintClassSweep", class_map=cm, mask=m, class_name="2", start=0.0, end=0.6, steps=4)
+    assert by_id.splitlines() == ["tiger 0", "tiger 0.2", "tiger 0.4", "tiger 0.6"]  # an id labels with its name
+    masks2 = torch.stack([m, 1 - m]) if m.dim() == 2 else torch.cat([m, 1 - m])
+    sw2, labels2 = call("PaintClassSweep", class_map=cm, mask=masks2, class_name="cat", steps=2)
+    assert sw2.variants == 4 and labels2.splitlines() == ["cat 0", "cat 1"] * 2  # strength varies fastest
 
 
 def test_layer_range_sweep(G):
@@ -144,13 +163,15 @@ def test_layer_range_sweep(G):
     expect = {"per block": [(0, 1), (2, 3), (4, 5), (6, 7)], "from first layer": [(0, 1), (0, 3), (0, 5), (0, 7)],
               "to last layer": [(6, 7), (4, 7), (2, 7), (0, 7)], "single layers": [(i, i) for i in range(8)]}
     for mode, ranges in expect.items():
-        (sw,) = call("LayerRangeSweep", class_map=cm, mode=mode)
+        sw, labels = call("LayerRangeSweep", class_map=cm, mode=mode)
         assert list(sw.layer_ranges) == ranges and sw.variants == len(ranges)
-    (sw,) = call("LayerRangeSweep", class_map=cm, mode="custom", custom="0-1; 3, 2-end, 5--1")
+        assert labels.splitlines() == [f"layer {a}" if a == b else f"layers {a}-{b}" for a, b in ranges]
+    sw, labels = call("LayerRangeSweep", class_map=cm, mode="custom", custom="0-1; 3, 2-end, 5--1")
     assert list(sw.layer_ranges) == [(0, 1), (3, 3), (2, 7), (5, 7)]
+    assert labels.splitlines() == ["layers 0-1", "layer 3", "layers 2-7", "layers 5-7"]
     (m,) = call("CollageEllipseMask")
-    (p,) = call("PaintClassSweep", class_map=cm, mask=m, class_name="cat", steps=2)
-    (sw2,) = call("LayerRangeSweep", class_map=p, mode="per block")  # 2 strengths x 4 ranges, range fastest
+    p, _ = call("PaintClassSweep", class_map=cm, mask=m, class_name="cat", steps=2)
+    sw2, _ = call("LayerRangeSweep", class_map=p, mode="per block")  # 2 strengths x 4 ranges, range fastest
     assert sw2.variants == 8 and sw2.layer_ranges[:5] == ((0, 1), (2, 3), (4, 5), (6, 7), (0, 1))
     assert torch.equal(sw2.weights[3], p.weights[0]) and torch.equal(sw2.weights[4], p.weights[1])
     (narrow,) = call("ClassMap", generator=G, base_class="dog", layer_start=2, layer_end=5)
@@ -159,7 +180,7 @@ def test_layer_range_sweep(G):
 
 # ------------------------------------------------------------------------------------------------ feature
 def test_feature_blend_recipe(G):
-    (zr,) = call("SampleZ", generator=G, seed=3)
+    zr, _ = call("SampleZ", generator=G, seed=3)
     (m,) = call("CollageRectangleMask", h=0.5, w=1.0)
     (fb,) = call("FeatureBlend", generator=G, reference=zr, mask=m, layer_start=1, layer_end=3, strength=0.7)
     assert isinstance(fb, FeatureBlendSpec) and fb.sizes == (4, 8, 16, 32, 64)
@@ -172,7 +193,7 @@ def test_feature_blend_recipe(G):
 
 # ---------------------------------------------------------------------------------------------- generate
 def test_generate_image_type(G):
-    (z,) = call("SampleZ", generator=G, seed=1, batch=2)
+    z, _ = call("SampleZ", generator=G, seed=1, batch=2)
     (c,) = call("ClassSelect", generator=G, class_name="cat")
     (img,) = call("Generate", generator=G, z=z, classes=c)
     assert img.shape == (2, 64, 64, 3) and img.dtype == torch.float32 and img.device == G.device
@@ -270,6 +291,59 @@ def test_image_grid_and_batch():
     assert float(g[0, 10, 0, 0]) == pytest.approx(0.4) and float(g[0, 10, 5, 0]) == 1.0  # empty last cell
     (b,) = call("CollageImageBatch", image_a=imgs[:2], image_b=imgs[2:])
     assert torch.equal(b, imgs)
+
+
+def test_image_grid_labels():
+    """Typed labels: a band above the columns and one left of the rows; the tiles are those of the plain grid."""
+    imgs = torch.stack([torch.full((64, 64, 3), 0.2 + i / 10.0) for i in range(6)])
+    (plain,) = call("CollageImageGrid", images=imgs, columns=3, padding=2, pad_value=1.0)
+    (g,) = call("CollageImageGrid", images=imgs, columns=3, padding=2, pad_value=1.0,
+                row_labels="seed 1, seed 2", col_labels="cat 0\ncat 0.5\ncat 1")
+    top, left = g.shape[1] - plain.shape[1], g.shape[2] - plain.shape[2]
+    assert top > 0 and left > 0 and torch.equal(g[:, top:, left:], plain)
+    assert (g[0, :top, left:] < 0.5).any() and (g[0, top:, :left] < 0.5).any()  # text in both bands
+    with pytest.raises(Exception, match=r"input 'row_labels': 3 row label\(s\) for 2 rows"):
+        call("CollageImageGrid", images=imgs, columns=3, row_labels="a, b, c")
+
+
+def test_image_grid_labels_flow_from_the_sweeps(G):
+    """Sample z and the sweeps label the grid they make, through links: the bands appear without typed text, and
+    the same labels typed by hand give the same picture."""
+    import collage_nodes
+    from collage_engine import Graph
+
+    g = Graph(collage_nodes.registry())
+    gen = g.node("LoadGenerator", model=str(TINY), device="cpu")
+    z = g.node("SampleZ", generator=gen, seed=11, batch=2)
+    cm = g.node("ClassMap", generator=gen, base_class="dog")
+    mask = g.node("CollageEllipseMask")
+    sweep = g.node("PaintClassSweep", class_map=cm, mask=mask, class_name="cat", steps=3)
+    layers = g.node("LayerRangeSweep", class_map=sweep, mode="custom", custom="0-1, 2-end")
+    img = g.node("Generate", generator=gen, z=z, class_map=layers, combine="grid")
+    grid = g.node("CollageImageGrid", images=img, columns=6, row_labels=z.out("labels"),
+                  col_labels=layers.out("labels"))
+    plain = g.node("CollageImageGrid", images=img, columns=6)
+    res = collage_nodes.engine().run(g.to_api(), targets=[grid.id, plain.id, z.id, layers.id, img.id])
+    res.raise_for_status()
+    labelled, unlabelled = res[grid.id][0], res[plain.id][0]
+    assert res[z.id][1].splitlines() == ["seed 11", "seed 12"]
+    assert res[layers.id][1].splitlines() == [f"layers {r}" for _ in range(3) for r in ("0-1", "2-7")]
+    top, left = labelled.shape[1] - unlabelled.shape[1], labelled.shape[2] - unlabelled.shape[2]
+    assert top > 0 and left > 0 and torch.equal(labelled[:, top:, left:], unlabelled)
+    (typed,) = call("CollageImageGrid", images=res[img.id][0], columns=6, row_labels="seed 11, seed 12",
+                    col_labels=", ".join(res[layers.id][1].splitlines()))
+    assert torch.equal(typed, labelled)
+    # before the run the linked labels are unknown: the memory estimate assumes the largest bands, never too small
+    from collage_engine import Estimate
+
+    grid_node = collage_nodes.registry()["CollageImageGrid"]()
+    (est,) = grid_node.estimate(images=Estimate(tuple(res[img.id][0].shape), 4), columns=6, row_labels=None,
+                                col_labels=None)
+    assert est.shape[1] >= labelled.shape[1] and est.shape[2] >= labelled.shape[2]
+    (typed_est,) = grid_node.estimate(images=Estimate(tuple(res[img.id][0].shape), 4), columns=6,
+                                      row_labels="seed 11, seed 12",
+                                      col_labels=", ".join(res[layers.id][1].splitlines()))
+    assert typed_est.shape == tuple(typed.shape)  # typed labels: the exact size
 
 
 def test_save_image_writes_pngs(tmp_path):
