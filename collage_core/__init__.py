@@ -8,6 +8,7 @@ Public API::
     x = G.synthesize(z, class_maps=weights)                 # sCBN
     x = G.synthesize(zs=[z1, z2], class_maps=weights, blends=blends)   # feature blending (+ sCBN)
     D = load_discriminator("path/to/SNResNetProjectionDiscriminator.npz"); f = D.feature_vector(x)
+    E = load_encoder("path/to/encoder.safetensors"); z0 = E.encode(x)     # a start for projection
 """
 
 from .checkpoints import (
@@ -20,13 +21,15 @@ from .checkpoints import (
 )
 from .config import DiscriminatorConfig, GeneratorConfig
 from .discriminator import Discriminator
+from .encoder import Encoder, load_encoder
 from .generator import Generator, resize_map
 from .models import list_embedded_models
 from .scbn import ClassCondition, MapCondition, VectorCondition
 
 __all__ = [
-    "CheckpointError", "ClassCondition", "Discriminator", "DiscriminatorConfig", "Generator", "GeneratorConfig",
-    "MapCondition", "VectorCondition", "list_embedded_models", "load_discriminator", "load_generator", "read_npz",
+    "CheckpointError", "ClassCondition", "Discriminator", "DiscriminatorConfig", "Encoder", "Generator",
+    "GeneratorConfig", "MapCondition", "VectorCondition", "list_embedded_models", "load_discriminator",
+    "load_encoder", "load_generator", "read_npz",
     "resize_map", "save_discriminator", "save_generator",
 ]
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .generator import Generator
+from .generator import Generator, class_index
 from .maps import ClassMap
 from .masks import as_mask_batch, resize_masks
 
@@ -38,24 +38,6 @@ class ArgumentError(ValueError):
     def __init__(self, argument: str, message: str) -> None:
         super().__init__(message)
         self.argument = argument
-
-
-def class_index(class_names: Sequence[str], name_or_id: int | str) -> int:
-    """A class id from a (case-insensitive) class name or an id (also given as a string, e.g. ``"3"``)."""
-    names = list(class_names)
-    if isinstance(name_or_id, str):
-        s = name_or_id.strip()
-        low = [c.lower() for c in names]
-        if s.lower() in low:
-            return low.index(s.lower())
-        if s.lstrip("-").isdigit():
-            name_or_id = int(s)
-        else:
-            raise ValueError(f"unknown class name {name_or_id!r}; the model's classes are: {', '.join(names)}")
-    i = int(name_or_id)
-    if not 0 <= i < len(names):
-        raise ValueError(f"class id {i} out of range: the model has {len(names)} classes (0..{len(names) - 1})")
-    return i
 
 
 # ------------------------------------------------------------------------------------------------- classes
@@ -234,7 +216,8 @@ def layer_range_sweep(mode: str, n_layers: int, custom: str = "") -> list[tuple[
 
 
 def parse_layer_ranges(text: str, n_layers: int) -> list[tuple[int, int]]:
-    """``"0-3, 4-7, 5, 2-end"`` -> ``[(0, 3), (4, 7), (5, 5), (2, L-1)]``, checked against ``n_layers``."""
+    """``"0-3, 4-7, 5, 2-end, -1"`` -> ``[(0, 3), (4, 7), (5, 5), (2, L-1), (L-1, L-1)]`` (``-1`` and ``end``: the
+    last layer), checked against ``n_layers``."""
     out = []
     parts = [p.strip() for p in str(text).replace(";", ",").split(",") if p.strip()]
     if not parts:
@@ -244,6 +227,8 @@ def parse_layer_ranges(text: str, n_layers: int) -> list[tuple[int, int]]:
         try:
             first = int(a)
             last = first if not sep else (-1 if b.strip() in ("end", "-1", "") else int(b))
+            if first == -1:  # "-1" alone: the last layer
+                first = n_layers - 1
         except ValueError:
             raise ValueError(f"bad layer range {p!r}: write 'first-last' (e.g. 2-5), a single layer, "
                              f"or 'first-end'") from None

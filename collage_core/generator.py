@@ -77,6 +77,28 @@ def stream_schedule(blends, n_in: int, n_points: int) -> tuple[list, list[list[i
     return blends, used_at, last_use, [s for s in range(n_in) if last_use[s] >= 0]
 
 
+def class_index(class_names: Sequence[str], name_or_id: int | str) -> int:
+    """A class id from a (case-insensitive, surrounding spaces ignored) class name or an id (an int, an integral
+    float such as ``3.0``, or a string such as ``"3"``); ``ValueError`` for anything else or out of range."""
+    names = list(class_names)
+    if isinstance(name_or_id, str):
+        s = name_or_id.strip()
+        low = [c.lower() for c in names]
+        if s.lower() in low:
+            return low.index(s.lower())
+        if s.lstrip("-").isdigit():
+            name_or_id = int(s)
+        else:
+            raise ValueError(f"unknown class name {name_or_id!r}; the model's classes are: {', '.join(names)}")
+    if isinstance(name_or_id, bool) or not isinstance(name_or_id, (int, float, np.integer, np.floating)) or (
+            isinstance(name_or_id, (float, np.floating)) and not float(name_or_id).is_integer()):
+        raise ValueError(f"class {name_or_id!r} is neither a class name nor a whole class id")
+    i = int(name_or_id)
+    if not 0 <= i < len(names):
+        raise ValueError(f"class id {i} out of range: the model has {len(names)} classes (0..{len(names) - 1})")
+    return i
+
+
 class Generator(nn.Module):
     """Class-conditional generator with sCBN and feature blending; see :meth:`synthesize`."""
 
@@ -121,20 +143,8 @@ class Generator(nn.Module):
         return self.config.resolution
 
     def class_index(self, name_or_id: int | str) -> int:
-        """A class id from an id or a (case-insensitive) class name."""
-        if isinstance(name_or_id, str):
-            low = [c.lower() for c in self.class_names]
-            if name_or_id.lower() in low:
-                return low.index(name_or_id.lower())
-            if name_or_id.strip().lstrip("-").isdigit():
-                name_or_id = int(name_or_id)
-            else:
-                raise ValueError(f"unknown class name {name_or_id!r}; known: {', '.join(self.class_names)}")
-        i = int(name_or_id)
-        if not 0 <= i < self.config.n_classes:
-            k = self.config.n_classes
-            raise ValueError(f"class id {i} out of range: the model has {k} classes (0..{k - 1})")
-        return i
+        """A class id from an id or a (case-insensitive) class name: :func:`class_index` of this model."""
+        return class_index(self.class_names, name_or_id)
 
     # ------------------------------------------------------------------------------------------------- core
     def forward(self, zs: Sequence[torch.Tensor], conds: Sequence[Condition],

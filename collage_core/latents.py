@@ -96,6 +96,9 @@ def save_latent(z: torch.Tensor | np.ndarray, path: str | os.PathLike) -> Path:
         a = a[None]
     if a.ndim != 2:
         raise ValueError(f"latents have shape {a.shape}; expected (N, dim_z)")
+    if not np.isfinite(a).all():  # load_latent refuses such a file: never write one
+        rows = sorted({int(r) for r in np.nonzero(~np.isfinite(a))[0]})
+        raise ValueError(f"latent row(s) {', '.join(map(str, rows[:10]))} hold NaN or infinite values; not saved")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")

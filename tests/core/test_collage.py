@@ -3,6 +3,7 @@ recipes, blend weights, and synthesize_collage's pairing, grouping and checks, w
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -379,3 +380,25 @@ def test_synthesize_collage_refuses_bad_arguments(G, z):
     ]
     for argument, match, call in cases:
         _refused(argument, match, call)
+
+
+# ------------------------------------------------------------------------------------ small contracts (issue 26)
+def test_minus_one_alone_is_the_last_layer():
+    assert cl.parse_layer_ranges("-1", 8) == [(7, 7)]
+    assert cl.parse_layer_ranges("0-1, -1, 3-end", 8) == [(0, 1), (7, 7), (3, 7)]
+    with pytest.raises(ValueError, match="out of range"):
+        cl.parse_layer_ranges("-2", 8)
+
+
+@pytest.mark.parametrize("bad", [2.7, True, None, [1], float("nan")])
+def test_class_index_refuses_what_is_not_a_whole_id(bad):
+    with pytest.raises(ValueError, match="neither a class name nor a whole class id"):
+        cl.class_index(["a", "b", "c"], bad)
+
+
+def test_class_index_is_one_function_for_the_generator_and_the_collage(G):
+    assert cl.class_index(G.class_names, 2.0) == 2 and cl.class_index(G.class_names, np.int64(1)) == 1
+    for name in ("  tiger ", "TIGER", "2", " 2 "):
+        assert G.class_index(name) == cl.class_index(G.class_names, name) == 2
+    with pytest.raises(ValueError, match="neither a class name nor a whole class id"):
+        G.class_index(2.7)

@@ -155,3 +155,10 @@ def test_project_image_node_with_encoder():
              encoder=e, class_name="dog")
     v = collage_nodes.engine().validate(bad)
     assert "neither an encoder checkpoint nor an embedded model" in json.dumps(v.node_errors)
+
+
+def test_load_encoder_is_exported_beside_the_other_loaders():
+    import collage_core
+    from collage_core import encoder
+
+    assert collage_core.load_encoder is encoder.load_encoder and "load_encoder" in collage_core.__all__

@@ -164,3 +164,12 @@ def test_truncated_file_is_reported_as_unreadable_not_as_pickle(tmp_path):
     with pytest.raises(ValueError) as e:
         load_latent(p)
     assert "pickle" not in str(e.value) and "not a readable .npy file" in str(e.value)
+
+
+def test_save_latent_refuses_what_load_latent_would_refuse(tmp_path):
+    z = torch.randn(3, 8)
+    z[1, 2] = float("nan")
+    z[2, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"latent row\(s\) 1, 2 hold NaN or infinite values"):
+        save_latent(z, tmp_path / "bad.npy")
+    assert not (tmp_path / "bad.npy").exists() and not list(tmp_path.iterdir())
