@@ -461,10 +461,10 @@ def _input_of(error: dict) -> str | None:
     return name or (m[1] if m else None)
 
 
-def _check(api: dict, registry, axes: list[_Axis], first: Row) -> None:
-    """Every spec's NODE.INPUT exists; the workflow is valid apart from the mapped inputs (checked per row)."""
-    from collage_engine.validate import validate
-
+def _check(api: dict, engine, axes: list[_Axis], first: Row) -> None:
+    """Every spec's NODE.INPUT exists; the workflow is valid apart from the mapped inputs (checked per row), under
+    the file rules its rows run with (``engine``'s: relative paths next to the workflow file first)."""
+    registry = engine.registry
     mapped: dict[tuple[str, str], str] = {}
     for a in axes:
         for key in a.keys:
@@ -478,7 +478,7 @@ def _check(api: dict, registry, axes: list[_Axis], first: Row) -> None:
                 raise _spec_error(a.spec, f"input {name!r} of node {nid} is already given by --over "
                                           f"{mapped[nid, name]!r}")
             mapped[nid, name] = a.spec
-    errors = validate(row_workflow(api, registry, first, "."), registry).to_dict()
+    errors = engine.validate(row_workflow(api, registry, first, ".")).to_dict()
     top = errors.get("error") or {}
     other = {nid: {**entry, "errors": [e for e in entry.get("errors", []) if (nid, _input_of(e)) not in mapped]}
              for nid, entry in (errors.get("node_errors") or {}).items()}
@@ -528,7 +528,9 @@ def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequ
                      "max_memory": max_memory}
     axes = _axes(over)
     rows = build_rows(axes)
-    _check(api, registry, axes, rows[0])
+    from .runner import CollageEngine
+
+    _check(api, engine if engine is not None else CollageEngine(registry, **engine_kwargs), axes, rows[0])
     if ray is None and workers not in (None, 1):
         raise MapError("several workers need Ray (--ray auto)")
     out = Path(out).absolute()

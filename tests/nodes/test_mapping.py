@@ -156,6 +156,29 @@ def test_map_a_folder_of_pictures_with_a_failing_row(tmp_path):
     assert [r["row"] for r in _manifest(out)] == ["a_cat", "b_flipped", "c_small", "c_small"]
 
 
+def test_map_validates_with_the_file_rules_its_rows_run_with(tmp_path, monkeypatch, capsys):
+    """A workflow whose picture is named relative to its own file (../examples/chelsea.png) maps from any folder,
+    as `run` and `validate` accept it (it was refused before the first row: "image file not found")."""
+    folder = tmp_path / "flows" / "api"
+    folder.mkdir(parents=True)
+    (tmp_path / "flows" / "examples").mkdir()
+    picture = (ROOT / "workflows" / "examples" / "chelsea.png").read_bytes()
+    (tmp_path / "flows" / "examples" / "chelsea.png").write_bytes(picture)
+    wf = api("photo_edit")
+    tiny = use_tiny(json.loads(json.dumps(wf)))
+    for nid, node in wf.items():  # tiny models, few steps, but the picture's path left relative
+        if node["class_type"] != "CollageLoadImage":
+            wf[nid] = tiny[nid]
+    assert any(n["inputs"].get("path") == "../examples/chelsea.png" for n in wf.values())
+    (folder / "photo_edit.json").write_text(json.dumps(wf))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["map", str(folder / "photo_edit.json"), "--over", 'Paint tiger.class_name=["tiger","cat"]',
+                 "--out", "o", "-q"]) == 0, capsys.readouterr().err
+    assert {r["status"] for r in _manifest(elsewhere / "o")} == {"ok"}
+
+
 def test_map_a_csv_table(tmp_path):
     table = tmp_path / "rows.csv"
     table.write_text("id,Latent.seed,Paint cat.class_name,Paint cat.strength\ncat3,3,cat,\ntiger3,3,tiger,\n"
