@@ -38,7 +38,7 @@ What the generated classes do at the boundary:
   model folder that still accept any path (:mod:`.comfy_models`).
 * Display names that repeat one of ComfyUI's own (``Load Image``, ``Invert Mask``...) get " (Collage)".
 * Loaded generators are kept across prompts in a small LRU (:data:`KEEP_LOADED`), keyed by checkpoint path, size,
-  mtime, device and dtype, so switching workflows does not reload the model.
+  mtime, device, dtype and truncation, so switching workflows does not reload the model.
 
 Importing this module has no side effects: ComfyUI's modules (``comfy``, ``folder_paths``) are imported when a node
 runs, and outside ComfyUI the classes still work (progress is dropped, savers use their declared folder).
@@ -285,7 +285,8 @@ def clear_loaded() -> None:
 
 
 def _keep_key(node: type[Node], kwargs: dict) -> tuple | None:
-    """The LRU key of a kept result: checkpoint path, size, mtime, device and dtype for Load Generator."""
+    """The LRU key of a kept result: checkpoint path, size, mtime, device, dtype and truncation (BigGAN keeps it
+    on the loaded model) for Load Generator."""
     if node.name == "LoadGenerator":
         from .model import model_file, resolve_device
 
@@ -295,7 +296,7 @@ def _keep_key(node: type[Node], kwargs: dict) -> tuple | None:
                 return None
             st = os.stat(path)
             return (node.name, node.version, os.path.realpath(path), st.st_size, st.st_mtime_ns,
-                    resolve_device(kwargs["device"]), kwargs["dtype"])
+                    resolve_device(kwargs["device"]), kwargs["dtype"], float(kwargs.get("truncation", 0.4)))
         except (OSError, ValueError, TypeError, KeyError):
             return None  # the node itself reports the problem
     material = _fingerprint_material(node, _constants(node, kwargs))

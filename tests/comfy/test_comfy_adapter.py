@@ -430,6 +430,18 @@ def test_generators_are_kept_across_prompts_until_the_file_changes(comfy_stubs, 
     assert run_node("LoadGenerator", model=str(model), device="cpu", dtype="float32")[0] is not b
 
 
+def test_a_kept_biggan_keeps_the_truncation_it_was_asked_for(comfy_stubs, tmp_path):
+    """BigGAN holds its truncation on the loaded model: 0.4 then 0.9 are two models, each with its own value."""
+    from biggan_support import make_ours
+    from collage_core import save_generator
+
+    model = save_generator(make_ours(128, ch=4, seed=1, z_dim=16), tmp_path / "bg.safetensors")
+    a = run_node("LoadGenerator", model=str(model), device="cpu", dtype="float32", truncation=0.4)[0]
+    b = run_node("LoadGenerator", model=str(model), device="cpu", dtype="float32", truncation=0.9)[0]
+    assert b is not a and (a.truncation, b.truncation) == (0.4, 0.9)
+    assert run_node("LoadGenerator", model=str(model), device="cpu", dtype="float32", truncation=0.4)[0] is a
+
+
 def test_is_changed_follows_files_and_fingerprints(comfy_stubs, tmp_path):
     mask = tmp_path / "m.png"
     Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(mask)
