@@ -33,6 +33,16 @@ EXAMPLE_INPUTS = Path(__file__).resolve().parent.parent / "workflows" / "example
 #: the pack's editor extensions (ComfyUI's WEB_DIRECTORY), served at /extensions/neural-collage/
 WEB_DIR = Path(__file__).resolve().parent.parent / "nodes" / "web"
 EXTENSION_NAME = "neural-collage"
+#: serve's own editor extension (collage_app/web: the first screen), served at /extensions/neural-collage-serve/;
+#: ComfyUI never loads it
+SERVE_WEB_DIR = Path(__file__).resolve().parent / "web"
+SERVE_EXTENSION_NAME = "neural-collage-serve"
+#: the workflow of EXAMPLES that the editor opens when it has nothing to restore (instead of ComfyUI's stock graph)
+FIRST_WORKFLOW = "class_collage"
+DEFAULT_WORKFLOW_ROUTE = "/neural-collage/default-workflow"
+#: the settings of a new user folder: the editor opens its default graph (FIRST_WORKFLOW) rather than a blank
+#: graph under ComfyUI's first-run template dialog (whose "Getting Started" category lists only ComfyUI's own)
+DEFAULT_SETTINGS = {"Comfy.TutorialCompleted": True}
 
 __all__ = ["add_parser", "make_server", "prepare_prompt", "frontend_root", "frontend_version", "FRONTEND_VERSION"]
 
@@ -130,6 +140,21 @@ def labels_route(get_server, model_override: str | None = None):
     return handler
 
 
+def default_workflow_route(examples: Path | None = None):
+    """``GET /neural-collage/default-workflow``: the editor-format :data:`FIRST_WORKFLOW`, which serve's editor
+    extension (collage_app/web/first_screen.js) opens in place of ComfyUI's stock graph; 404 when it is missing."""
+    from aiohttp import web
+
+    from collage_engine.server.protocol import _error
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        path = (examples or EXAMPLES) / f"{FIRST_WORKFLOW}.json"
+        if not path.is_file():
+            return _error(404, "not_found", f"the default workflow {FIRST_WORKFLOW}.json is not installed")
+        return web.FileResponse(path, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+    return handler
+
+
 def _system_info() -> dict:
     import platform
 
@@ -214,8 +239,11 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                           system_info=_system_info, max_upload_bytes=max_upload_bytes, max_queue=max_queue,
                           max_history=max_history, name="neural-collage", version=ours,
                           templates={"neural-collage": str(EXAMPLES)} if examples and EXAMPLES.is_dir() else None,
-                          extensions={EXTENSION_NAME: str(WEB_DIR)} if WEB_DIR.is_dir() else None,
-                          routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model))],
+                          extensions={name: str(folder) for name, folder in ((EXTENSION_NAME, WEB_DIR),
+                                      (SERVE_EXTENSION_NAME, SERVE_WEB_DIR)) if folder.is_dir()},
+                          default_settings=DEFAULT_SETTINGS,
+                          routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model)),
+                                  ("GET", DEFAULT_WORKFLOW_ROUTE, default_workflow_route())],
                           path_choices=lambda kind: model_choices(models) if kind == "model" else [])
     server.models_dir = models
     if examples:

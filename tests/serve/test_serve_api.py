@@ -748,6 +748,44 @@ def test_examples_are_offered_in_the_editor(tmp_path):
         bg.stop()
 
 
+def test_the_editor_opens_the_main_workflow_first(tmp_path):
+    """What a fresh editor opens: the settings of a new user folder skip ComfyUI's first-run template dialog (so the
+    editor loads its default graph), serve's own extension replaces that default by the main workflow it asks
+    for, and the main workflow is made of the pack's nodes only."""
+    import collage_nodes
+    from collage_app import serve
+
+    server = serve.make_server(str(tmp_path / "srv"), web_root="", examples=False)
+    bg = start(server)
+    try:
+        assert get_json(bg.url, "/api/settings")[1] == serve.DEFAULT_SETTINGS
+        assert "/extensions/neural-collage-serve/first_screen.js" in get_json(bg.url, "/api/extensions")[1]
+        status, headers, body = raw(bg.url, "GET", serve.DEFAULT_WORKFLOW_ROUTE)
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        graph = json.loads(body)
+        assert graph == json.loads((serve.EXAMPLES / f"{serve.FIRST_WORKFLOW}.json").read_text())
+        types = {n["type"] for n in graph["nodes"]}
+        assert types and types <= set(collage_nodes.registry().names()), types
+        # a setting the user saves keeps the defaults beside it
+        assert post_json(bg.url, "/api/settings/Comfy.Locale", "en")[0] == 200
+        assert get_json(bg.url, "/api/settings")[1] == {**serve.DEFAULT_SETTINGS, "Comfy.Locale": "en"}
+    finally:
+        bg.stop()
+
+
+def test_the_main_workflow_missing_is_a_404(tmp_path):
+    """Without the workflow file the route says so (the extension then opens a blank graph, never the stock one)."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from collage_app import serve
+
+    handler = serve.default_workflow_route(tmp_path / "no-workflows")
+    response = run(handler(make_mocked_request("GET", serve.DEFAULT_WORKFLOW_ROUTE)))
+    assert response.status == 404
+    error = json.loads(response.body)["error"]
+    assert error["type"] == "not_found" and f"{serve.FIRST_WORKFLOW}.json" in error["message"]
+
+
 # ------------------------------------------------------------------------------------------------ one error shape
 @pytest.mark.parametrize("method,path,body,status,etype", [
     ("POST", "/api/prompt", "{bad", 400, "invalid_json"),
