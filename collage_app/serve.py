@@ -7,7 +7,10 @@ default embedded model, ``--device`` sets every Load Generator's device, file in
 input folder (where the editor uploads) and models folder (``--allow-path`` opens more), a run's results are bounded
 by ``--max-memory``, and the saved workflows of ``workflows/`` are offered in the editor's workflow browser.
 
-    neural-collage serve [--port 8188] [--host 127.0.0.1] [--dir .] [--model PATH] [--device cpu]
+    neural-collage serve [--port 8188] [--host 127.0.0.1] [--dir DIR] [--model PATH] [--device cpu]
+
+Its files (output/, input/, models/, temp/, user/) live in a per-user data folder (:func:`default_data_dir`) unless
+``--dir`` names another (``--dir .``: the working folder).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import argparse
 import logging
 import os
 import shutil
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +49,31 @@ DEFAULT_WORKFLOW_ROUTE = "/neural-collage/default-workflow"
 #: graph under ComfyUI's first-run template dialog (whose "Getting Started" category lists only ComfyUI's own)
 DEFAULT_SETTINGS = {"Comfy.TutorialCompleted": True}
 
-__all__ = ["add_parser", "make_server", "prepare_prompt", "frontend_root", "frontend_version", "FRONTEND_VERSION"]
+#: names serve's data folder, instead of the per-user default (tests point it at a temporary folder)
+DATA_ENV = "NEURAL_COLLAGE_DATA"
+
+__all__ = ["add_parser", "make_server", "prepare_prompt", "frontend_root", "frontend_version", "FRONTEND_VERSION",
+           "default_data_dir"]
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None, platform: str | None = None,
+                     home: Path | None = None) -> Path:
+    """serve's data folder when ``--dir`` is not given: ``$NEURAL_COLLAGE_DATA`` if set, else ``neural-collage`` in
+    the per-user data folder of the platform: ``%LOCALAPPDATA%`` on Windows, ``~/Library/Application Support`` on
+    macOS, ``$XDG_DATA_HOME`` (an absolute path; else ``~/.local/share``) elsewhere. Nothing is created here."""
+    env = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    home = Path.home() if home is None else home
+    if env.get(DATA_ENV):
+        return Path(env[DATA_ENV]).expanduser()
+    if platform == "win32":
+        base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:  # the XDG base directory spec: a relative $XDG_DATA_HOME is invalid and ignored
+        xdg = env.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else home / ".local" / "share"
+    return base / "neural-collage"
 
 
 def frontend_root() -> str | None:
@@ -261,13 +290,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Serve the official ComfyUI editor (comfyui-frontend-package) and a ComfyUI-compatible API over "
                     "this node pack: open the printed address, load a workflow (the examples are under "
                     f"Workflows > {EXAMPLES_FOLDER.split('/')[-1]}), queue it and see the result. Files live under "
-                    "DIR: output/ (saved images), input/ (uploads), temp/, user/ (settings, saved workflows).")
+                    "DIR: output/ (saved images), input/ (uploads), models/, temp/, user/ (settings, saved "
+                    "workflows).")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; anything else exposes an "
                         "unauthenticated server that runs workflows and writes files to your network)")
     p.add_argument("--port", type=int, default=8188, help="port (default 8188)")
-    p.add_argument("--dir", default=".", metavar="DIR", help="folder for output/, input/, temp/ and user/ "
-                                                              "(default: the working folder)")
+    p.add_argument("--dir", metavar="DIR",
+                   help=f"folder for output/, input/, models/, temp/ and user/ (default: ${DATA_ENV}, else "
+                        f"neural-collage in your data folder, here {default_data_dir()}; '--dir .': the working "
+                        "folder)")
     p.add_argument("--output-dir", help="folder savers write to (default DIR/output)")
     p.add_argument("--input-dir", help="folder uploads go to (default DIR/input)")
     p.add_argument("--user-dir", help="folder of settings and saved workflows (default DIR/user)")
@@ -321,7 +353,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not args.model and not _embedded(DEFAULT_MODEL):
         print(f"note: the embedded model {DEFAULT_MODEL!r} is not installed; the saved workflows need "
               "--model PATH (a generator checkpoint) or another model in their Load Generator node")
-    server = make_server(args.dir, model=os.path.abspath(args.model) if args.model and os.path.isfile(args.model)
+    data = os.path.abspath(args.dir) if args.dir is not None else str(default_data_dir())
+    try:
+        os.makedirs(data, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot make the data folder {data}: {e.strerror or e} (--dir DIR names another)") from None
+    print(f"data:   {data}" + ("" if args.dir is not None else "  (--dir DIR to use another folder)"))
+    server = make_server(data, model=os.path.abspath(args.model) if args.model and os.path.isfile(args.model)
                          else args.model, device=args.device, web_root=web_root or "",
                          output_dir=args.output_dir, input_dir=args.input_dir, user_dir=args.user_dir,
                          max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_history=args.max_history,
