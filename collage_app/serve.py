@@ -131,17 +131,11 @@ def server_paths(input_dir: str, models_dir: str, allow: list[str] = ()):
 
 
 def seed_example_inputs(server: Any, examples: Path = EXAMPLE_INPUTS) -> list[str]:
-    """Copy the example workflows' pictures into the input folder (``examples/...``), so they run as saved."""
-    if not examples.is_dir():
-        return []
-    copied = []
-    for src in sorted(examples.iterdir()):
-        target = Path(server.input_dir) / "examples" / src.name
-        if src.is_file() and src.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".md") and not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
-            copied.append(str(target))
-    return copied
+    """Copy the example workflows' pictures into the input folder (``examples/...``), so they run as saved (the
+    pack does the same in ComfyUI: :mod:`collage_nodes.example_inputs`)."""
+    from collage_nodes.example_inputs import copy_example_inputs
+
+    return copy_example_inputs(examples, server.input_dir)
 
 
 def labels_route(get_server, model_override: str | None = None):
