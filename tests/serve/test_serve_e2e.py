@@ -174,6 +174,8 @@ async def session(url: str, work: Path, shot: Path) -> dict:
             report["model"] = "emoji-animals"
 
         # 6. Run, and wait for both saved images to be shown on their nodes
+        saver_heights = await page.eval("Object.fromEntries(app.graph.nodes.filter(n => n.type === "
+                                        "'CollageSaveImage').map(n => [n.id, n.size[1]]))")
         await click(page, js_find("button", "Run"))
         t1 = time.monotonic()
         srcs = await page.wait_for(
@@ -195,6 +197,18 @@ async def session(url: str, work: Path, shot: Path) -> dict:
         await asyncio.sleep(1.0)
         data = await page.screenshot(str(shot))
         report["screenshot_bytes"] = len(data)
+
+        # each picture on its own Save node: with the pictures shown (the editor grows a saver that lacks the room),
+        # no node overlaps another
+        nodes = await page.eval("app.graph.nodes.map(n => ({id: String(n.id), title: n.title, x: n.pos[0], "
+                                "y: n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT, w: n.size[0], "
+                                "h: n.size[1] + LiteGraph.NODE_TITLE_HEIGHT, height: n.size[1]}))")
+        grown = {n["id"]: round(n["height"]) for n in nodes if n["id"] in saver_heights}
+        for k, a in enumerate(nodes):
+            for b in nodes[k + 1:]:
+                assert (a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"]
+                        or b["y"] + b["h"] <= a["y"]), f"{a['title']} overlaps {b['title']}"
+        report["saver_heights"] = {i: [saver_heights[i], grown[i]] for i in saver_heights}  # before, after
 
         # nothing left loopback; no server errors
         urls = [ev["request"]["url"] for m, ev in page.events if m == "Network.requestWillBeSent"]
