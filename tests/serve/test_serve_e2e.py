@@ -233,7 +233,7 @@ async def reload(page, url: str) -> None:
     await nav
 
 
-async def first_visit(url: str) -> dict:
+async def first_visit(url: str, shot: Path | None = None) -> dict:
     """A stranger's first visit (fresh data folder, fresh browser profile), then a second visit of the same
     browser after an edit."""
     import collage_nodes
@@ -259,6 +259,17 @@ async def first_visit(url: str) -> dict:
         assert dialogs == [], dialogs
         requested = [ev["request"]["url"] for m, ev in page.events if m == "Network.requestWillBeSent"]
         assert any(u.endswith("/extensions/neural-collage-serve/first_screen.js") for u in requested)
+        # ... all of it in view (the saved viewport is fitted to the window), titles included
+        outside = await page.eval(
+            "(() => { const ds = app.canvas.ds, W = window.innerWidth, H = window.innerHeight;"
+            " const T = LiteGraph.NODE_TITLE_HEIGHT;"
+            " return app.graph.nodes.filter(n => { const x = (n.pos[0] + ds.offset[0]) * ds.scale,"
+            " y = (n.pos[1] - T + ds.offset[1]) * ds.scale, w = n.size[0] * ds.scale,"
+            " h = (n.size[1] + T) * ds.scale; return x < 0 || y < 0 || x + w > W || y + h > H; })"
+            ".map(n => n.title); })()")
+        assert outside == [], f"not in view on the first screen: {outside}"
+        if shot is not None:
+            await page.screenshot(str(shot))
 
         # 2. the Templates dialog lists the pack's templates (the workflows/*.json the server offers)
         names = sorted(offered.get("neural-collage", []))
@@ -286,11 +297,11 @@ async def first_visit(url: str) -> dict:
     return report
 
 
-def test_a_fresh_editor_opens_on_the_packs_workflow(serve):
+def test_a_fresh_editor_opens_on_the_packs_workflow(serve, tmp_path):
     """A fresh serve in a fresh browser shows the pack's main workflow (never ComfyUI's stock graph, whose nodes
     this server lacks), offers the pack's templates, and a later visit keeps the user's open workflow."""
     url, _work = serve
-    report = asyncio.run(first_visit(url))
+    report = asyncio.run(first_visit(url, tmp_path / "first-screen.png"))
     print("\ne2e first screen:", json.dumps(report))
 
 
