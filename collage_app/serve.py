@@ -5,7 +5,9 @@ The editor is the ``comfyui-frontend-package`` wheel (GPL-3.0, an optional depen
 only adds what is specific to the pack: savers write to the server's output folder, ``--model`` stands in for the
 default embedded model, ``--device`` sets every Load Generator's device, file inputs are confined to the server's
 input folder (where the editor uploads) and models folder (``--allow-path`` opens more), a run's results are bounded
-by ``--max-memory``, and the saved workflows of ``workflows/`` are offered in the editor's workflow browser.
+by ``--max-memory``, the saved workflows of ``workflows/`` are offered in the editor's workflow browser and
+templates, and a fresh editor opens on ``class_collage`` (``collage_app/web/first_screen.js``), not ComfyUI's stock
+graph.
 
     neural-collage serve [--port 8188] [--host 127.0.0.1] [--dir DIR] [--model PATH] [--device cpu]
 
@@ -347,7 +349,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not args.model and not _embedded(DEFAULT_MODEL):
         print(f"note: the embedded model {DEFAULT_MODEL!r} is not installed; the saved workflows need "
               "--model PATH (a generator checkpoint) or another model in their Load Generator node")
-    data = os.path.abspath(args.dir) if args.dir is not None else str(default_data_dir())
+    data = os.path.abspath(args.dir if args.dir is not None else default_data_dir())
     try:
         os.makedirs(data, exist_ok=True)
     except OSError as e:

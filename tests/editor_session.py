@@ -41,7 +41,8 @@ async def first_screen(page, timeout: float = 120) -> bool:
     """Wait for the editor's first screen after a page load: a workflow open with its nodes (serve opens the pack's
     main workflow) or ComfyUI's first-run template dialog over a blank graph, which is closed. True if it was
     there."""
-    await page.wait_for("window.app && app.graph && app.extensionManager?.workflow?.activeWorkflow && "
+    await page.wait_for("window.app && app.graph && (!app.extensionManager?.workflow || "
+                        "app.extensionManager.workflow.activeWorkflow) && "
                         f"(app.graph.nodes.length > 0 || !!{TEMPLATES_DIALOG})", timeout=timeout)
     if not await page.eval(f"!!{TEMPLATES_DIALOG}"):
         return False

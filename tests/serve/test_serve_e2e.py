@@ -284,6 +284,7 @@ async def first_visit(url: str, shot: Path | None = None) -> dict:
         await page.wait_for(f"!{TEMPLATES_DIALOG}", timeout=10)
 
         # 3. a later visit restores the workflow the user has open (an edit of it), not the main workflow again
+        await page.wait_for("app.extensionManager.workflow.activeWorkflow && true", timeout=30)
         removed = await page.eval("(() => { const n = app.graph.nodes[app.graph.nodes.length - 1]; "
                                   "app.graph.remove(n); "
                                   "app.extensionManager.workflow.activeWorkflow.changeTracker.checkState(); "
