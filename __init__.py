@@ -22,7 +22,9 @@ not changed, nothing is printed or downloaded.
 Nothing is built at import time: the exports are made on first access (module ``__getattr__``, which ComfyUI's
 ``hasattr``/``getattr`` checks trigger), so importing this folder as a package (as pytest does for the repository
 root) needs neither torch nor the node modules. At that first access the ``neural_collage`` model folder is
-registered with ComfyUI's ``folder_paths`` (the model dropdowns of the loaders) and the painter's labels route.
+registered with ComfyUI's ``folder_paths`` (the model dropdowns of the loaders) and the painter's labels route, and
+the example pictures the templates name (``workflows/examples/*``) are copied into ComfyUI's input folder under
+``examples/`` (never over a file that is there; a folder that cannot be written only logs a warning).
 """
 
 import importlib.util as _util
@@ -61,11 +63,13 @@ def _exports() -> dict:
     if _chosen is None:
         for library in ("collage_engine", "collage_core"):
             _load_from_this_folder(library)
-        from .nodes import comfy, comfy_v3, paint
+        from .nodes import comfy, comfy_v3, example_inputs, paint
 
         exports = comfy_v3.comfy_exports()
         comfy.register_model_folder()  # models/neural_collage, when running inside ComfyUI
         paint.register_comfyui_routes()  # the painter's labels route, when running inside ComfyUI
+        # the pictures the templates name (examples/chelsea.png) into ComfyUI's input folder; never fails the load
+        example_inputs.seed_comfyui_input(_Path(__file__).resolve().parent / "workflows" / "examples")
         globals().update(exports)
         _chosen = exports
     return _chosen

@@ -5,9 +5,14 @@ The editor is the ``comfyui-frontend-package`` wheel (GPL-3.0, an optional depen
 only adds what is specific to the pack: savers write to the server's output folder, ``--model`` stands in for the
 default embedded model, ``--device`` sets every Load Generator's device, file inputs are confined to the server's
 input folder (where the editor uploads) and models folder (``--allow-path`` opens more), a run's results are bounded
-by ``--max-memory``, and the saved workflows of ``workflows/`` are offered in the editor's workflow browser.
+by ``--max-memory``, the saved workflows of ``workflows/`` are offered in the editor's workflow browser and
+templates, and a fresh editor opens on ``class_collage`` (``collage_app/web/first_screen.js``), not ComfyUI's stock
+graph.
 
-    neural-collage serve [--port 8188] [--host 127.0.0.1] [--dir .] [--model PATH] [--device cpu]
+    neural-collage serve [--port 8188] [--host 127.0.0.1] [--dir DIR] [--model PATH] [--device cpu]
+
+Its files (output/, input/, models/, temp/, user/) live in a per-user data folder (:func:`default_data_dir`) unless
+``--dir`` names another (``--dir .``: the working folder).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import argparse
 import logging
 import os
 import shutil
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +42,42 @@ EXAMPLE_INPUTS = workflows_folder() / "examples"
 #: the pack's editor extensions (ComfyUI's WEB_DIRECTORY), served at /extensions/neural-collage/
 WEB_DIR = Path(__file__).resolve().parent.parent / "nodes" / "web"
 EXTENSION_NAME = "neural-collage"
+#: serve's own editor extension (collage_app/web: the first screen), served at /extensions/neural-collage-serve/;
+#: ComfyUI never loads it
+SERVE_WEB_DIR = Path(__file__).resolve().parent / "web"
+SERVE_EXTENSION_NAME = "neural-collage-serve"
+#: the workflow of EXAMPLES that the editor opens when it has nothing to restore (instead of ComfyUI's stock graph)
+FIRST_WORKFLOW = "class_collage"
+DEFAULT_WORKFLOW_ROUTE = "/neural-collage/default-workflow"
+#: the settings of a new user folder: the editor opens its default graph (FIRST_WORKFLOW) rather than a blank
+#: graph under ComfyUI's first-run template dialog (whose "Getting Started" category lists only ComfyUI's own)
+DEFAULT_SETTINGS = {"Comfy.TutorialCompleted": True}
 
-__all__ = ["add_parser", "make_server", "prepare_prompt", "frontend_root", "frontend_version", "FRONTEND_VERSION"]
+#: names serve's data folder, instead of the per-user default (tests point it at a temporary folder)
+DATA_ENV = "NEURAL_COLLAGE_DATA"
+
+__all__ = ["add_parser", "make_server", "prepare_prompt", "frontend_root", "frontend_version", "FRONTEND_VERSION",
+           "default_data_dir"]
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None, platform: str | None = None,
+                     home: Path | None = None) -> Path:
+    """serve's data folder when ``--dir`` is not given: ``$NEURAL_COLLAGE_DATA`` if set, else ``neural-collage`` in
+    the per-user data folder of the platform: ``%LOCALAPPDATA%`` on Windows, ``~/Library/Application Support`` on
+    macOS, ``$XDG_DATA_HOME`` (an absolute path; else ``~/.local/share``) elsewhere. Nothing is created here."""
+    env = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    home = Path.home() if home is None else home
+    if env.get(DATA_ENV):
+        return Path(env[DATA_ENV]).expanduser()
+    if platform == "win32":
+        base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:  # the XDG base directory spec: a relative $XDG_DATA_HOME is invalid and ignored
+        xdg = env.get("XDG_DATA_HOME", "")
+        base = Path(xdg) if os.path.isabs(xdg) else home / ".local" / "share"
+    return base / "neural-collage"
 
 
 def frontend_root() -> str | None:
@@ -94,17 +135,11 @@ def server_paths(input_dir: str, models_dir: str, allow: list[str] = ()):
 
 
 def seed_example_inputs(server: Any, examples: Path = EXAMPLE_INPUTS) -> list[str]:
-    """Copy the example workflows' pictures into the input folder (``examples/...``), so they run as saved."""
-    if not examples.is_dir():
-        return []
-    copied = []
-    for src in sorted(examples.iterdir()):
-        target = Path(server.input_dir) / "examples" / src.name
-        if src.is_file() and src.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".md") and not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
-            copied.append(str(target))
-    return copied
+    """Copy the example workflows' pictures into the input folder (``examples/...``), so they run as saved (the
+    pack does the same in ComfyUI: :mod:`collage_nodes.example_inputs`)."""
+    from collage_nodes.example_inputs import copy_example_inputs
+
+    return copy_example_inputs(examples, server.input_dir)
 
 
 def labels_route(get_server, model_override: str | None = None):
@@ -129,6 +164,21 @@ def labels_route(get_server, model_override: str | None = None):
         if names is None:
             return web.json_response({"error": f"no class names found for model {model!r}"}, status=404)
         return web.json_response({"model": model, **labels_payload(names)})
+    return handler
+
+
+def default_workflow_route(examples: Path | None = None):
+    """``GET /neural-collage/default-workflow``: the editor-format :data:`FIRST_WORKFLOW`, which serve's editor
+    extension (collage_app/web/first_screen.js) opens in place of ComfyUI's stock graph; 404 when it is missing."""
+    from aiohttp import web
+
+    from collage_engine.server.protocol import _error
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        path = (examples or EXAMPLES) / f"{FIRST_WORKFLOW}.json"
+        if not path.is_file():
+            return _error(404, "not_found", f"the default workflow {FIRST_WORKFLOW}.json is not installed")
+        return web.FileResponse(path, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
     return handler
 
 
@@ -216,8 +266,11 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                           system_info=_system_info, max_upload_bytes=max_upload_bytes, max_queue=max_queue,
                           max_history=max_history, name="neural-collage", version=ours,
                           templates={"neural-collage": str(EXAMPLES)} if examples and EXAMPLES.is_dir() else None,
-                          extensions={EXTENSION_NAME: str(WEB_DIR)} if WEB_DIR.is_dir() else None,
-                          routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model))],
+                          extensions={name: str(folder) for name, folder in ((EXTENSION_NAME, WEB_DIR),
+                                      (SERVE_EXTENSION_NAME, SERVE_WEB_DIR)) if folder.is_dir()},
+                          default_settings=DEFAULT_SETTINGS,
+                          routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model)),
+                                  ("GET", DEFAULT_WORKFLOW_ROUTE, default_workflow_route())],
                           path_choices=lambda kind: model_choices(models) if kind == "model" else [])
     server.models_dir = models
     if examples:
@@ -235,13 +288,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Serve the official ComfyUI editor (comfyui-frontend-package) and a ComfyUI-compatible API over "
                     "this node pack: open the printed address, load a workflow (the examples are under "
                     f"Workflows > {EXAMPLES_FOLDER.split('/')[-1]}), queue it and see the result. Files live under "
-                    "DIR: output/ (saved images), input/ (uploads), temp/, user/ (settings, saved workflows).")
+                    "DIR: output/ (saved images), input/ (uploads), models/, temp/, user/ (settings, saved "
+                    "workflows).")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; anything else exposes an "
                         "unauthenticated server that runs workflows and writes files to your network)")
     p.add_argument("--port", type=int, default=8188, help="port (default 8188)")
-    p.add_argument("--dir", default=".", metavar="DIR", help="folder for output/, input/, temp/ and user/ "
-                                                              "(default: the working folder)")
+    p.add_argument("--dir", metavar="DIR",
+                   help=f"folder for output/, input/, models/, temp/ and user/ (default: ${DATA_ENV}, else "
+                        f"neural-collage in your data folder, here {default_data_dir()}; '--dir .': the working "
+                        "folder)")
     p.add_argument("--output-dir", help="folder savers write to (default DIR/output)")
     p.add_argument("--input-dir", help="folder uploads go to (default DIR/input)")
     p.add_argument("--user-dir", help="folder of settings and saved workflows (default DIR/user)")
@@ -296,7 +352,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not args.model and not _embedded(DEFAULT_MODEL):
         print(f"note: the embedded model {DEFAULT_MODEL!r} is not installed; the saved workflows need "
               "--model PATH (a generator checkpoint) or another model in their Load Generator node")
-    server = make_server(args.dir, model=os.path.abspath(args.model) if args.model and os.path.isfile(args.model)
+    data = os.path.abspath(args.dir if args.dir is not None else default_data_dir())
+    try:
+        os.makedirs(data, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot make the data folder {data}: {e.strerror or e} (--dir DIR names another)") from None
+    print(f"data:   {data}" + ("" if args.dir is not None else "  (--dir DIR to use another folder)"))
+    server = make_server(data, model=os.path.abspath(args.model) if args.model and os.path.isfile(args.model)
                          else args.model, device=args.device, web_root=web_root or "",
                          output_dir=args.output_dir, input_dir=args.input_dir, user_dir=args.user_dir,
                          max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_history=args.max_history,

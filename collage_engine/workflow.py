@@ -249,6 +249,10 @@ def _placeholder(inp: Input) -> Any:
     return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(inp.type)
 
 
+#: the height the editor (ComfyUI frontend 1.49) adds under a saver's widgets for the pictures it saved (176)
+SAVED_PREVIEW_ROOM = 180
+
+
 def api_to_ui(api: dict, registry: NodeRegistry | None = None) -> dict:
     """Convert API format to a UI-format graph the ComfyUI editor opens, laid out left to right by depth.
 
@@ -297,6 +301,8 @@ def api_to_ui(api: dict, registry: NodeRegistry | None = None) -> dict:
         height = 46 + 24 * (max(len(slots), n_out) + len(widgets))
         if cls is not None and any(i.extra.get("image_upload") for i in cls.inputs):
             height += 24 + 300  # the editor adds an upload button and a preview of the picture
+        elif cls is not None and cls.output_node and not cls.outputs and any(i.type == "IMAGE" for i in cls.inputs):
+            height += SAVED_PREVIEW_ROOM  # a saver: the editor grows it to show the saved pictures under its widgets
         y = column_y.get(d, 50)
         column_y[d] = y + height + 50
         entry = {"id": ids[nid], "type": ct, "pos": [50 + 360 * d, y], "size": [320, height],

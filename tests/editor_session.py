@@ -34,6 +34,23 @@ async def click(page, element_js: str) -> None:
                                                       "clickCount": 1})
 
 
+TEMPLATES_DIALOG = js_find("[role=dialog]", "Templates", exact=False)
+
+
+async def first_screen(page, timeout: float = 120) -> bool:
+    """Wait for the editor's first screen after a page load: a workflow open with its nodes (serve opens the pack's
+    main workflow) or ComfyUI's first-run template dialog over a blank graph, which is closed. True if it was
+    there."""
+    await page.wait_for("window.app && app.graph && (!app.extensionManager?.workflow || "
+                        "app.extensionManager.workflow.activeWorkflow) && "
+                        f"(app.graph.nodes.length > 0 || !!{TEMPLATES_DIALOG})", timeout=timeout)
+    if not await page.eval(f"!!{TEMPLATES_DIALOG}"):
+        return False
+    await press(page, "Escape", "Escape", 27)
+    await page.wait_for(f"!{TEMPLATES_DIALOG}", timeout=10)
+    return True
+
+
 async def press(page, key: str, code: str, vk: int) -> None:
     for kind in ("keyDown", "keyUp"):
         await page.call("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": code,
@@ -82,9 +99,7 @@ async def paint_session(url: str, output: Path, shot: Path, open_via: str = "sid
         await page.navigate(url + "/", timeout=120)
         await page.wait_for("window.app && app.graph && window.LiteGraph && "
                             "LiteGraph.registered_node_types['PaintClassMap'] && true", timeout=120)
-        await page.wait_for(js_find("*", "neural-collage") + " && true", timeout=30)
-        await press(page, "Escape", "Escape", 27)
-        await asyncio.sleep(0.5)
+        await first_screen(page)
         # the pack's extension was listed by /extensions and loaded
         urls = [ev["request"]["url"] for m, ev in page.events if m == "Network.requestWillBeSent"]
         assert any(u.endswith("/extensions/neural-collage/painter.js") for u in urls)

@@ -281,6 +281,63 @@ def test_the_folder_loads_as_a_custom_node_package_without_side_effects(monkeypa
         assert cls.INPUT_TYPES() == CLASSES[name].INPUT_TYPES()
 
 
+def _pictures_the_templates_name() -> set[str]:
+    """Every ``examples/...`` picture a saved workflow's widgets name (what Load Image previews from the input
+    folder)."""
+    names = set()
+    for path in (ROOT / "workflows").glob("*.json"):
+        for node in json.loads(path.read_text())["nodes"]:
+            names |= {v for v in node.get("widgets_values") or [] if isinstance(v, str) and v.startswith("examples/")}
+    return names
+
+
+def test_loading_in_comfyui_copies_the_example_pictures_into_its_input_folder(comfy_stubs, monkeypatch):
+    """photo_edit's Load Image names examples/chelsea.png: after the pack loads, ComfyUI's input folder has every
+    picture the templates name; a file that was there already (the user's) is kept as it was."""
+    names = _pictures_the_templates_name()
+    assert "examples/chelsea.png" in names, names
+    mine = comfy_stubs.input / "examples" / "openmoji_dog.png"
+    mine.parent.mkdir()
+    mine.write_bytes(b"the user's own picture")
+    monkeypatch.setitem(sys.modules, "nodes", types.ModuleType("nodes"))  # ComfyUI's own top-level module
+    _load_like_comfyui(ROOT)
+    for name in names:
+        copied, src = comfy_stubs.input / name, ROOT / "workflows" / name
+        assert copied.is_file(), name
+        if copied != mine:
+            assert copied.read_bytes() == src.read_bytes(), name
+    assert mine.read_bytes() == b"the user's own picture"
+    assert sorted(p.name for p in (comfy_stubs.input / "examples").iterdir()) == \
+        sorted(p.name for p in (ROOT / "workflows" / "examples").iterdir())
+
+
+def test_an_input_folder_that_cannot_be_written_does_not_stop_the_pack(comfy_stubs, monkeypatch, tmp_path, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where ComfyUI's input folder should be")
+    sys.modules["folder_paths"].get_input_directory = lambda: str(blocker)
+    monkeypatch.setitem(sys.modules, "nodes", types.ModuleType("nodes"))
+    caplog.set_level("WARNING", logger="neural-collage")
+    module = _load_like_comfyui(ROOT)
+    assert set(module.NODE_CLASS_MAPPINGS) == set(REG.names())
+    assert "example pictures were not copied into ComfyUI's input folder" in caplog.text
+
+
+def test_serve_and_comfyui_copy_the_example_pictures_with_one_function(tmp_path):
+    from collage_app import serve
+    from collage_nodes.example_inputs import copy_example_inputs
+
+    src = tmp_path / "examples"
+    src.mkdir()
+    (src / "a.png").write_bytes(b"a")
+    (src / "notes.md").write_text("where a.png comes from")
+    (src / "script.py").write_text("not a picture")
+    server = SimpleNamespace(input_dir=str(tmp_path / "input"))
+    assert serve.seed_example_inputs(server, src) == [str(tmp_path / "input" / "examples" / n)
+                                                      for n in ("a.png", "notes.md")]
+    assert copy_example_inputs(src, tmp_path / "input") == []  # nothing twice, nothing replaced
+    assert not (tmp_path / "input" / "examples" / "script.py").exists()
+
+
 _FALLBACK = r"""
 import importlib.util, json, sys
 # drop the editable install's finder: collage_core / collage_engine / collage_nodes are "not installed"

@@ -12,6 +12,13 @@ from engine_testnodes import make_registry
 UPLOAD_LIMIT = 64 << 10
 
 
+@pytest.fixture(autouse=True)
+def _no_real_data_folder(tmp_path_factory, monkeypatch):
+    """serve started without --dir (through the CLI, here or in a subprocess) writes into a temporary folder, never
+    into the data folder of the person running the tests."""
+    monkeypatch.setenv("NEURAL_COLLAGE_DATA", str(tmp_path_factory.mktemp("serve-data")))
+
+
 @pytest.fixture
 def web_root(tmp_path):
     root = tmp_path / "web"

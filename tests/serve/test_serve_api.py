@@ -613,6 +613,58 @@ def test_serve_command_is_registered():
     assert args.port == 9999 and args.host == "127.0.0.1" and args.model == "x.safetensors"
 
 
+@pytest.mark.parametrize("platform,env,expected", [
+    ("linux", {}, "/home/u/.local/share/neural-collage"),
+    ("linux", {"XDG_DATA_HOME": "/data/xdg"}, "/data/xdg/neural-collage"),
+    ("linux", {"XDG_DATA_HOME": "relative/xdg"}, "/home/u/.local/share/neural-collage"),  # invalid: ignored
+    ("darwin", {"XDG_DATA_HOME": "/data/xdg"}, "/home/u/Library/Application Support/neural-collage"),
+    ("win32", {"LOCALAPPDATA": "/c/Users/u/AppData/Local"}, "/c/Users/u/AppData/Local/neural-collage"),
+    ("win32", {}, "/home/u/AppData/Local/neural-collage"),
+    ("linux", {"NEURAL_COLLAGE_DATA": "/srv/collage", "XDG_DATA_HOME": "/data/xdg"}, "/srv/collage"),
+])
+def test_the_data_folder_is_per_user(platform, env, expected):
+    from pathlib import Path
+
+    from collage_app.serve import default_data_dir
+
+    assert default_data_dir(env, platform, home=Path("/home/u")) == Path(expected)
+
+
+def test_serve_without_dir_writes_into_the_data_folder_not_the_working_folder(tmp_path, monkeypatch, capsys):
+    """`neural-collage serve` in a clone writes nothing there: its folders go to the data folder (here the
+    NEURAL_COLLAGE_DATA a test sets; a person's is per user), which it prints; `--dir .` keeps the working folder."""
+    from collage_app.cli import EXIT_USER_ERROR, main
+    from collage_engine.server import PromptServer
+
+    served = []
+    monkeypatch.setattr(PromptServer, "run", lambda self, host, port: served.append(self))  # no listening
+    work, data = tmp_path / "clone", tmp_path / "data"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("NEURAL_COLLAGE_DATA", str(data))
+    assert main(["serve", "--web-root", str(work), "--no-examples"]) == EXIT_USER_ERROR  # no index.html there
+    assert main(["serve", "--no-examples"]) == 0
+    assert os.listdir(work) == []
+    assert sorted(os.listdir(data)) == ["input", "models", "output", "temp", "user"]
+    assert served[-1].output_dir == str(data / "output")
+    assert f"data:   {data}" in capsys.readouterr().out
+    assert main(["serve", "--dir", ".", "--no-examples"]) == 0
+    assert served[-1].output_dir == str(work / "output") and (work / "user").is_dir()
+    for server in served:
+        server.close()
+
+
+def test_an_unwritable_data_folder_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from collage_app.cli import EXIT_USER_ERROR, main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("NEURAL_COLLAGE_DATA", str(blocker / "data"))
+    assert main(["serve", "--no-examples"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"cannot make the data folder {blocker / 'data'}" in err and "--dir DIR" in err
+
+
 def test_collage_workflow_through_the_server(tmp_path):
     """The node pack behind the server: savers write to its output folder whatever the workflow says, the tiny
     generator stands in for the default model, and the editor reads the saved PNGs back with /view."""
@@ -746,6 +798,44 @@ def test_examples_are_offered_in_the_editor(tmp_path):
         assert any(n["type"] == "LoadGenerator" for n in wf["nodes"])
     finally:
         bg.stop()
+
+
+def test_the_editor_opens_the_main_workflow_first(tmp_path):
+    """What a fresh editor opens: the settings of a new user folder skip ComfyUI's first-run template dialog (so the
+    editor loads its default graph), serve's own extension replaces that default by the main workflow it asks
+    for, and the main workflow is made of the pack's nodes only."""
+    import collage_nodes
+    from collage_app import serve
+
+    server = serve.make_server(str(tmp_path / "srv"), web_root="", examples=False)
+    bg = start(server)
+    try:
+        assert get_json(bg.url, "/api/settings")[1] == serve.DEFAULT_SETTINGS
+        assert "/extensions/neural-collage-serve/first_screen.js" in get_json(bg.url, "/api/extensions")[1]
+        status, headers, body = raw(bg.url, "GET", serve.DEFAULT_WORKFLOW_ROUTE)
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        graph = json.loads(body)
+        assert graph == json.loads((serve.EXAMPLES / f"{serve.FIRST_WORKFLOW}.json").read_text())
+        types = {n["type"] for n in graph["nodes"]}
+        assert types and types <= set(collage_nodes.registry().names()), types
+        # a setting the user saves keeps the defaults beside it
+        assert post_json(bg.url, "/api/settings/Comfy.Locale", "en")[0] == 200
+        assert get_json(bg.url, "/api/settings")[1] == {**serve.DEFAULT_SETTINGS, "Comfy.Locale": "en"}
+    finally:
+        bg.stop()
+
+
+def test_the_main_workflow_missing_is_a_404(tmp_path):
+    """Without the workflow file the route says so (the extension then opens a blank graph, never the stock one)."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from collage_app import serve
+
+    handler = serve.default_workflow_route(tmp_path / "no-workflows")
+    response = run(handler(make_mocked_request("GET", serve.DEFAULT_WORKFLOW_ROUTE)))
+    assert response.status == 404
+    error = json.loads(response.body)["error"]
+    assert error["type"] == "not_found" and f"{serve.FIRST_WORKFLOW}.json" in error["message"]
 
 
 # ------------------------------------------------------------------------------------------------ one error shape

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.e2e
 
 aiohttp = pytest.importorskip("aiohttp", reason="the server needs aiohttp (pip install 'neural-collage[serve]')")
 
-from editor_session import click, js_find, paint_session, press  # noqa: E402
+from editor_session import TEMPLATES_DIALOG, click, first_screen, js_find, paint_session, press  # noqa: E402
 
 from cdp import Browser, find_chromium  # noqa: E402
 from collage_app.serve import frontend_root  # noqa: E402
@@ -135,10 +135,8 @@ async def session(url: str, work: Path, shot: Path) -> dict:
         assert set(names) <= set(registered), set(names) - set(registered)
         report["boot_s"] = round(time.monotonic() - t0, 1)
 
-        # 2. first run: the template browser offers our workflows; close it
-        await page.wait_for(js_find("*", "neural-collage") + " && true", timeout=30)
-        await press(page, "Escape", "Escape", 27)
-        await asyncio.sleep(0.5)
+        # 2. the first screen: the pack's main workflow (test_a_fresh_editor_opens_on_the_packs_workflow)
+        assert not await first_screen(page), "ComfyUI's first-run template dialog opened"
 
         # 3. the node library lists the pack's categories and nodes
         await open_library(page)
@@ -176,6 +174,8 @@ async def session(url: str, work: Path, shot: Path) -> dict:
             report["model"] = "emoji-animals"
 
         # 6. Run, and wait for both saved images to be shown on their nodes
+        saver_heights = await page.eval("Object.fromEntries(app.graph.nodes.filter(n => n.type === "
+                                        "'CollageSaveImage').map(n => [n.id, n.size[1]]))")
         await click(page, js_find("button", "Run"))
         t1 = time.monotonic()
         srcs = await page.wait_for(
@@ -198,6 +198,18 @@ async def session(url: str, work: Path, shot: Path) -> dict:
         data = await page.screenshot(str(shot))
         report["screenshot_bytes"] = len(data)
 
+        # each picture on its own Save node: with the pictures shown (the editor grows a saver that lacks the room),
+        # no node overlaps another
+        nodes = await page.eval("app.graph.nodes.map(n => ({id: String(n.id), title: n.title, x: n.pos[0], "
+                                "y: n.pos[1] - LiteGraph.NODE_TITLE_HEIGHT, w: n.size[0], "
+                                "h: n.size[1] + LiteGraph.NODE_TITLE_HEIGHT, height: n.size[1]}))")
+        grown = {n["id"]: round(n["height"]) for n in nodes if n["id"] in saver_heights}
+        for k, a in enumerate(nodes):
+            for b in nodes[k + 1:]:
+                assert (a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"] or a["y"] + a["h"] <= b["y"]
+                        or b["y"] + b["h"] <= a["y"]), f"{a['title']} overlaps {b['title']}"
+        report["saver_heights"] = {i: [saver_heights[i], grown[i]] for i in saver_heights}  # before, after
+
         # nothing left loopback; no server errors
         urls = [ev["request"]["url"] for m, ev in page.events if m == "Network.requestWillBeSent"]
         outside = sorted({u for u in urls if not u.startswith((url, "data:", "blob:"))})
@@ -208,6 +220,90 @@ async def session(url: str, work: Path, shot: Path) -> dict:
         report["http_4xx"] = sorted(u.replace(url, "") for u, s in statuses.items() if 400 <= s < 500)
         report["requests"] = len(urls)
     return report
+
+
+# ------------------------------------------------------------------------------------------------ first screen
+async def reload(page, url: str) -> None:
+    """Load the page again as a person does (the editor asks before leaving a modified workflow: Leave)."""
+    asked = page.wait_event("Page.javascriptDialogOpening")
+    nav = asyncio.ensure_future(page.navigate(url, timeout=120))
+    await asyncio.wait({asked, nav}, return_when=asyncio.FIRST_COMPLETED)
+    if asked.done():
+        await page.call("Page.handleJavaScriptDialog", {"accept": True})
+    await nav
+
+
+async def first_visit(url: str, shot: Path | None = None) -> dict:
+    """A stranger's first visit (fresh data folder, fresh browser profile), then a second visit of the same
+    browser after an edit."""
+    import collage_nodes
+    from collage_app.serve import EXAMPLES, FIRST_WORKFLOW
+
+    pack = set(collage_nodes.registry().names())
+    main = json.loads((EXAMPLES / f"{FIRST_WORKFLOW}.json").read_text())
+    offered = json.loads(urllib.request.urlopen(url + "/api/workflow_templates", timeout=10).read())
+    report: dict = {}
+    async with Browser.launch(width=1600, height=1000) as browser:
+        page = await browser.page()
+        await page.navigate(url + "/", timeout=120)
+        # 1. the canvas holds the pack's main workflow: only the pack's nodes, none missing, no dialog over it
+        assert not await first_screen(page), "ComfyUI's first-run template dialog opened"
+        await asyncio.sleep(2)  # the editor's start-up is over (a dialog would be open by now)
+        types = await page.eval("app.graph.nodes.map(n => n.type)")
+        report["types"] = types
+        assert set(types) <= pack, f"not the pack's nodes: {set(types) - pack}"
+        assert sorted(types) == sorted(n["type"] for n in main["nodes"]), types
+        assert await page.eval("app.graph.nodes.filter(n => n.has_errors).map(n => n.type)") == []
+        dialogs = await page.eval("[...document.querySelectorAll('[role=dialog]')]"
+                                  ".filter(d => d.getBoundingClientRect().width > 0).map(d => d.textContent)")
+        assert dialogs == [], dialogs
+        requested = [ev["request"]["url"] for m, ev in page.events if m == "Network.requestWillBeSent"]
+        assert any(u.endswith("/extensions/neural-collage-serve/first_screen.js") for u in requested)
+        # ... all of it in view (the saved viewport is fitted to the window), titles included
+        outside = await page.eval(
+            "(() => { const ds = app.canvas.ds, W = window.innerWidth, H = window.innerHeight;"
+            " const T = LiteGraph.NODE_TITLE_HEIGHT;"
+            " return app.graph.nodes.filter(n => { const x = (n.pos[0] + ds.offset[0]) * ds.scale,"
+            " y = (n.pos[1] - T + ds.offset[1]) * ds.scale, w = n.size[0] * ds.scale,"
+            " h = (n.size[1] + T) * ds.scale; return x < 0 || y < 0 || x + w > W || y + h > H; })"
+            ".map(n => n.title); })()")
+        assert outside == [], f"not in view on the first screen: {outside}"
+        if shot is not None:
+            await page.screenshot(str(shot))
+
+        # 2. the Templates dialog lists the pack's templates (the workflows/*.json the server offers)
+        names = sorted(offered.get("neural-collage", []))
+        assert names and names == sorted(f.stem for f in EXAMPLES.glob("*.json")), names
+        await click(page, "document.querySelector('button[aria-label=\"Templates\"]')")
+        await page.wait_for(js_find("*", f"Showing {len(names)} of {len(names)} templates") + " && true", timeout=30)
+        shown = await page.eval(f"[...{TEMPLATES_DIALOG}.querySelectorAll('*')].filter(e => !e.children.length)"
+                                ".map(e => e.textContent.trim())")
+        assert set(names) <= set(shown), set(names) - set(shown)
+        report["templates"] = names
+        await press(page, "Escape", "Escape", 27)
+        await page.wait_for(f"!{TEMPLATES_DIALOG}", timeout=10)
+
+        # 3. a later visit restores the workflow the user has open (an edit of it), not the main workflow again
+        await page.wait_for("app.extensionManager.workflow.activeWorkflow && true", timeout=30)
+        removed = await page.eval("(() => { const n = app.graph.nodes[app.graph.nodes.length - 1]; "
+                                  "app.graph.remove(n); "
+                                  "app.extensionManager.workflow.activeWorkflow.changeTracker.checkState(); "
+                                  "return n.id; })()")
+        await asyncio.sleep(1.5)  # the editor keeps its draft in the browser's storage
+        await reload(page, url + "/")
+        assert not await first_screen(page)
+        ids = await page.wait_for("app.graph.nodes.length && app.graph.nodes.map(n => n.id)", timeout=30)
+        assert removed not in ids and len(ids) == len(main["nodes"]) - 1, (removed, ids)
+        report["second_visit_nodes"] = len(ids)
+    return report
+
+
+def test_a_fresh_editor_opens_on_the_packs_workflow(serve, tmp_path):
+    """A fresh serve in a fresh browser shows the pack's main workflow (never ComfyUI's stock graph, whose nodes
+    this server lacks), offers the pack's templates, and a later visit keeps the user's open workflow."""
+    url, _work = serve
+    report = asyncio.run(first_visit(url, tmp_path / "first-screen.png"))
+    print("\ne2e first screen:", json.dumps(report))
 
 
 def test_editor_loads_runs_a_saved_workflow_and_shows_the_result(serve, tmp_path):

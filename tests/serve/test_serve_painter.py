@@ -40,7 +40,8 @@ def test_extensions_are_listed_and_served_from_the_pack_web_folder(pack):
     for prefix in ("", "/api"):
         status, listed = get_json(bg.url, prefix + "/extensions")
         files = ("classes.js", "model.js", "painter.js")
-        assert status == 200 and listed == [f"/extensions/neural-collage/{f}" for f in files]
+        assert status == 200 and listed == [f"/extensions/neural-collage/{f}" for f in files] + \
+            ["/extensions/neural-collage-serve/first_screen.js"]  # serve's own (collage_app/web), not the pack's
     status, headers, body = raw(bg.url, "GET", "/extensions/neural-collage/painter.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     with open(os.path.join(ROOT, "nodes", "web", "painter.js"), "rb") as f:
