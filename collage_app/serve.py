@@ -13,6 +13,7 @@ by ``--max-memory``, and the saved workflows of ``workflows/`` are offered in th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import shutil
@@ -30,9 +31,13 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "workflows"  # editor format
 EXAMPLES_FOLDER = "workflows/neural-collage"
 #: the pictures the example workflows name (``examples/chelsea.png``), copied into the input folder
 EXAMPLE_INPUTS = Path(__file__).resolve().parent.parent / "workflows" / "examples"
-#: the pack's editor extensions (ComfyUI's WEB_DIRECTORY), served at /extensions/neural-collage/
-WEB_DIR = Path(__file__).resolve().parent.parent / "nodes" / "web"
+#: the pack's editor extensions and node help pages (ComfyUI's WEB_DIRECTORY, ``collage_nodes/web``), served at
+#: /extensions/neural-collage/ (in a checkout ``nodes/web``; installed from a wheel ``site-packages/collage_nodes/web``)
+WEB_DIR = Path(importlib.util.find_spec("collage_nodes").submodule_search_locations[0]) / "web"
 EXTENSION_NAME = "neural-collage"
+#: what /object_info reports as the nodes' module, as ComfyUI does for the pack's folder: the editor then fetches a
+#: node's help page from /extensions/neural-collage/docs/<NODE>.md
+PYTHON_MODULE = f"custom_nodes.{EXTENSION_NAME}"
 
 __all__ = ["add_parser", "make_server", "prepare_prompt", "frontend_root", "frontend_version", "FRONTEND_VERSION"]
 
@@ -215,6 +220,7 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                           max_history=max_history, name="neural-collage", version=ours,
                           templates={"neural-collage": str(EXAMPLES)} if examples and EXAMPLES.is_dir() else None,
                           extensions={EXTENSION_NAME: str(WEB_DIR)} if WEB_DIR.is_dir() else None,
+                          python_module=PYTHON_MODULE,
                           routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model))],
                           path_choices=lambda kind: model_choices(models) if kind == "model" else [])
     server.models_dir = models
