@@ -249,6 +249,15 @@ def test_the_pack_is_listed_by_comfyui_as_declared(server):
     assert not {NODE_DISPLAY_NAME_MAPPINGS[n] for n in reg.names()} & theirs
 
 
+def test_help_pages_are_served_where_comfyuis_editor_looks(server):
+    """ComfyUI serves the pack's WEB_DIRECTORY at /extensions/neural-collage/, so each node's help page
+    (``docs/<NODE>.md``, what the editor's node library fetches for a custom node) comes back as Markdown."""
+    for name in collage_nodes.registry().names():
+        with urllib.request.urlopen(f"{server.url}/extensions/neural-collage/docs/{name}.md", timeout=30) as r:
+            assert "text/html" not in r.headers.get("Content-Type", ""), (name, r.headers.get("Content-Type"))
+            assert r.read() == (ROOT / "nodes" / "web" / "docs" / f"{name}.md").read_bytes(), name
+
+
 def test_the_pack_is_loaded_through_comfyuis_v3_api(server):
     """Where ComfyUI has ``comfy_api.latest`` the folder exports ``comfy_entrypoint`` only, and ComfyUI builds the
     listing from our V3 schemas: COMBOs as ``["COMBO", {"options": [...]}]`` and ``not_idempotent`` / output flags."""
@@ -389,6 +398,10 @@ def test_validation_errors_come_back_per_node_naming_the_input(server):
     bad["8"]["inputs"]["strength"] = 7.0
     errors = _refused(server, bad)
     assert any("input 'model'" in err["details"] for err in errors["1"]["errors"])  # our validate hook
+    # one bad input is one error and one line of ComfyUI's log (not one per input the hook takes)
+    assert len(errors["1"]["errors"]) == 1, errors["1"]
+    logged = [line for line in server.log_path.read_text(errors="replace").splitlines() if "no-such-model" in line]
+    assert len(logged) == 1, logged
     assert any(err["type"] == "value_bigger_than_max" and err["extra_info"]["input_name"] == "strength"
                for err in errors["8"]["errors"])
     # a runtime error names the node and the input
