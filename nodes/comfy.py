@@ -376,8 +376,9 @@ class InputsRefused(ValueError):
     ``validate_inputs`` into one error *per input the hook took* (``"<input> - <message>"``, each logged by
     ``validate_prompt``), so one bad model on Load Generator (V3 takes ``model``, ``device``, ``dtype``) came back as
     three errors, three log lines, two of them naming a good input. An exception from the hook is one error on the
-    node (``Exception when validating [inner] node: <message>``). ComfyUI then drops its own findings on that same
-    node (range errors of inputs the hook does not take); every input the hook takes is checked and reported here.
+    node (``Exception when validating [inner] node: <message>``); the editor then marks the node rather than the
+    widget (the error's ``input_name`` is not ours), and ComfyUI drops its own findings on that same node (range
+    errors of inputs the hook does not take). Every input the hook takes is checked and named in the message.
     """
 
 
