@@ -18,6 +18,7 @@ Its files (output/, input/, models/, temp/, user/) live in a per-user data folde
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import shutil
@@ -39,9 +40,13 @@ EXAMPLES = workflows_folder()  # editor format (the API sources are in api/)
 EXAMPLES_FOLDER = "workflows/neural-collage"
 #: the pictures the example workflows name (``examples/chelsea.png``), copied into the input folder
 EXAMPLE_INPUTS = workflows_folder() / "examples"
-#: the pack's editor extensions (ComfyUI's WEB_DIRECTORY), served at /extensions/neural-collage/
-WEB_DIR = Path(__file__).resolve().parent.parent / "nodes" / "web"
+#: the pack's editor extensions and node help pages (ComfyUI's WEB_DIRECTORY, ``collage_nodes/web``), served at
+#: /extensions/neural-collage/ (in a checkout ``nodes/web``; installed from a wheel ``site-packages/collage_nodes/web``)
+WEB_DIR = Path(importlib.util.find_spec("collage_nodes").submodule_search_locations[0]) / "web"
 EXTENSION_NAME = "neural-collage"
+#: what /object_info reports as the nodes' module, as ComfyUI does for the pack's folder: the editor then fetches a
+#: node's help page from /extensions/neural-collage/docs/<NODE>.md
+PYTHON_MODULE = f"custom_nodes.{EXTENSION_NAME}"
 #: serve's own editor extension (collage_app/web: the first screen), served at /extensions/neural-collage-serve/;
 #: ComfyUI never loads it
 SERVE_WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -268,7 +273,7 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                           templates={"neural-collage": str(EXAMPLES)} if examples and EXAMPLES.is_dir() else None,
                           extensions={name: str(folder) for name, folder in ((EXTENSION_NAME, WEB_DIR),
                                       (SERVE_EXTENSION_NAME, SERVE_WEB_DIR)) if folder.is_dir()},
-                          default_settings=DEFAULT_SETTINGS,
+                          default_settings=DEFAULT_SETTINGS, python_module=PYTHON_MODULE,
                           routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model)),
                                   ("GET", DEFAULT_WORKFLOW_ROUTE, default_workflow_route())],
                           path_choices=lambda kind: model_choices(models) if kind == "model" else [])

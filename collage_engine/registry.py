@@ -8,7 +8,7 @@ from types import ModuleType
 
 from .declare import MISSING, DeclarationError, Input, Node
 
-__all__ = ["NodeRegistry"]
+__all__ = ["NodeRegistry", "markdown_cell", "input_constraints"]
 
 
 class NodeRegistry:
@@ -84,11 +84,13 @@ class NodeRegistry:
         return "\n".join(lines).rstrip() + "\n"
 
 
-def _cell(text: object) -> str:
+def markdown_cell(text: object) -> str:
+    """Text for one cell of a Markdown table (``|`` escaped, one line)."""
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _constraints(i: Input) -> str:
+def input_constraints(i: Input) -> str:
+    """An input's range, step or choices as short text (``0 … 1, step 0.05``; ``one of `a`, `b` ``)."""
     if i.type == "COMBO":
         try:
             choices = i.get_choices()
@@ -119,11 +121,11 @@ def _node_markdown(cls: type[Node]) -> list[str]:
         for i in cls.inputs:
             default = "" if i.default is MISSING else f"`{i.default!r}`"
             name = f"{i.name} (optional)" if i.optional else i.name
-            out.append(f"| {_cell(name)} | {i.type} | {_cell(default)} | {_cell(_constraints(i))} | "
-                       f"{_cell(i.description)} |")
+            out.append(f"| {markdown_cell(name)} | {i.type} | {markdown_cell(default)} | "
+                       f"{markdown_cell(input_constraints(i))} | {markdown_cell(i.description)} |")
         out.append("")
     if cls.outputs:
         out += ["| output | type | description |", "| --- | --- | --- |"]
-        out += [f"| {_cell(o.name)} | {o.type} | {_cell(o.description)} |" for o in cls.outputs]
+        out += [f"| {markdown_cell(o.name)} | {o.type} | {markdown_cell(o.description)} |" for o in cls.outputs]
         out.append("")
     return out

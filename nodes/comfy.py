@@ -33,7 +33,9 @@ What the generated classes do at the boundary:
   nodes return NaN (and are ``NOT_IDEMPOTENT``).
 * ``VALIDATE_INPUTS`` (where a node has a ``validate`` hook or a model input) takes exactly the inputs the hook
   names plus the model inputs, checks their ranges and choices (ComfyUI skips its own checks for inputs a
-  VALIDATE_INPUTS takes) and runs the hook.
+  VALIDATE_INPUTS takes) and runs the hook. A refusal is one error in ComfyUI's ``node_errors`` and one log line:
+  returned where ComfyUI passed one input, raised where it passed several (ComfyUI repeats a returned message once
+  per input taken; :func:`validation_answer`).
 * Model inputs (``path_kind="model"``) are dropdowns of the embedded models and of ComfyUI's ``neural_collage``
   model folder that still accept any path (:mod:`.comfy_models`).
 * Display names that repeat one of ComfyUI's own (``Load Image``, ``Invert Mask``...) get " (Collage)".
@@ -75,7 +77,7 @@ from .comfy_models import MODEL_FOLDER, model_choices, model_kind, register_mode
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "HIDDEN_INPUTS", "KEEP_LOADED", "COMFY_DISPLAY_NAMES",
            "DISPLAY_SUFFIX", "ComfyContext", "comfy_class", "comfy_mappings", "input_types", "input_entry",
            "clear_loaded", "run_declaration", "fingerprint_of", "validate_given", "validated_inputs",
-           "needs_fingerprint", "display_name", "register_model_folder"]
+           "needs_fingerprint", "display_name", "register_model_folder", "InputsRefused", "validation_answer"]
 
 #: ComfyUI's hidden inputs every generated class asks for (name -> ComfyUI's hidden type).
 HIDDEN_INPUTS = {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"}
@@ -369,17 +371,46 @@ def fingerprint_of(node: type[Node], given: dict) -> Any:
         return float("nan")
 
 
+class InputsRefused(ValueError):
+    """A validation hook's refusal, raised rather than returned where ComfyUI would repeat a returned message.
+
+    ComfyUI (``execution.validate_inputs``, v0.3.64) turns a message returned by ``VALIDATE_INPUTS`` /
+    ``validate_inputs`` into one error *per input the hook took* (``"<input> - <message>"``, each logged by
+    ``validate_prompt``), so one bad model on Load Generator (V3 takes ``model``, ``device``, ``dtype``) came back as
+    three errors, three log lines, two of them naming a good input. An exception from the hook is one error on the
+    node (``Exception when validating [inner] node: <message>``); the editor then marks the node rather than the
+    widget (the error's ``input_name`` is not ours), and ComfyUI drops its own findings on that same node (range
+    errors of inputs the hook does not take). Every input the hook takes is checked and named in the message.
+    """
+
+
+def validation_answer(message: Any, taken: int) -> Any:
+    """What a hook that took ``taken`` inputs hands ComfyUI: True; a message where ComfyUI reports it once (one
+    input taken: the error names that input); else raises :class:`InputsRefused` (one error, not ``taken``)."""
+    if message is True or taken <= 1:
+        return message
+    raise InputsRefused(message)
+
+
 def validate_given(node: type[Node], names: list[str], given: dict) -> Any:
     """ComfyUI's ``VALIDATE_INPUTS`` / ``validate_inputs`` answer for the inputs ``names`` (those the node took over,
-    :func:`validated_inputs`): True, or one message naming the input(s)."""
+    :func:`validated_inputs`): True, or one message naming the bad input(s) — returned where ComfyUI passed one
+    input, raised as :class:`InputsRefused` where it passed several (see :func:`validation_answer`)."""
+    return validation_answer(_validation_message(node, names, given), len(given))
+
+
+def _validation_message(node: type[Node], names: list[str], given: dict) -> Any:
     consts = _constants(node, given, names)
+    problems = []
     for name, value in list(consts.items()):
         inp = node.input_map[name]
         if inp.is_widget:  # ComfyUI leaves range and choice checks of these to us
             value, problem = check_constant(inp, value)
             if problem:
-                return f"input '{name}': {problem[1]}"
+                problems.append(f"input '{name}': {problem[1]}")
             consts[name] = value
+    if problems:
+        return "; ".join(problems)
     if node.validate is Node.validate:
         return True
     try:

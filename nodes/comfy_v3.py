@@ -16,7 +16,8 @@ validation, display names, model dropdowns), so a node behaves the same through 
   bars, Cancel, inference-mode handling, kept-loaded generators and error texts are those of V1.
 * ``fingerprint_inputs`` (nodes that read files, have a fingerprint hook or always run) and ``validate_inputs``
   (nodes with a validate hook, model inputs, and every COMBO: ComfyUI v0.3.64 does not check V3 COMBO values
-  against their options, so ours are checked here, with the engine's messages ``input 'NAME': ...``).
+  against their options, so ours are checked here, with the engine's messages ``input 'NAME': ...``). A bad input
+  is one error and one log line in ComfyUI, not one per input taken (:func:`.comfy.validation_answer`).
 
 :func:`comfy_exports` decides what the pack's folder exports (ComfyUI reads ``NODE_CLASS_MAPPINGS`` first and only
 looks for ``comfy_entrypoint`` without it, so exactly one is exported): ``comfy_entrypoint`` where

@@ -4,7 +4,7 @@ It serves a static web root (e.g. the official editor from the ``comfyui-fronten
 ComfyUI's server API that the editor and ComfyUI API clients use, every route with and without the ``/api``
 prefix::
 
-    GET  /object_info, /object_info/{node}   node schemas from the registry
+    GET  /object_info, /object_info/{node}   node schemas from the registry (``python_module`` may name a pack)
     POST /prompt        queue an API-format workflow: {"prompt", "client_id", "prompt_id", "extra_data",
                         "front", "number", "partial_execution_targets"} -> {"prompt_id", "number", "node_errors"};
                         400 with ComfyUI's {"error", "node_errors"} when it is malformed or invalid

@@ -41,6 +41,10 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
     one by one. ``extensions`` maps a pack name to a folder of editor extensions (ComfyUI's ``WEB_DIRECTORY``):
     ``/extensions`` lists its ``.js`` files and ``/extensions/NAME/...`` serves the folder; ``routes`` adds
     ``(method, path, handler)`` routes (answered with and without ``/api``, as ComfyUI's custom routes).
+    ``python_module`` is what ``/object_info`` reports as every node's module (default: its class's module).
+    ComfyUI reports ``custom_nodes.<folder>`` for a pack's nodes, and the editor takes the pack's name from it:
+    for the node's badge and for its help page, ``/extensions/<pack>/docs/<NODE>.md`` (after
+    ``/extensions/<pack>/docs/<NODE>/<locale>.md``), which the ``extensions`` folder of that name then serves.
     ``prepare_prompt(prompt, server) -> prompt`` may rewrite each queued API prompt (e.g. point
     savers at :attr:`output_dir`); ``system_info()`` adds to ``/system_stats`` (``{"system": {...},
     "devices": [...]}``). Uploads and request bodies are limited to ``max_upload_bytes``; at most
@@ -61,7 +65,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
                  durable: bool = True, allowed_hosts: Iterable[str] = (),
                  extensions: dict[str, str] | None = None,
                  path_choices: Callable[[str], list[str]] | None = None,
-                 routes: Iterable[tuple[str, str, Callable]] = ()) -> None:
+                 routes: Iterable[tuple[str, str, Callable]] = (), python_module: str | None = None) -> None:
         if engine_factory is None and registry is None:
             raise ValueError("give engine_factory or registry")
         self.engine: Engine = engine_factory() if engine_factory is not None else Engine(registry)  # type: ignore
@@ -81,6 +85,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         self.extensions = {k: os.path.abspath(v) for k, v in (extensions or {}).items()}
         self.path_choices = path_choices  # kind -> the names a path_kind input offers as a dropdown (still typed)
         self.extra_routes = list(routes)
+        self.python_module = python_module
         for sub in ("workflows", "subgraphs"):  # the editor lists these at start
             os.makedirs(os.path.join(self.user_root(), sub), exist_ok=True)
         self.system_info = system_info

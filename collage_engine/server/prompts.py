@@ -39,14 +39,18 @@ class PromptRoutes:
         return _json(self._with_uploads({cls.name: info}))
 
     def _with_uploads(self, info: dict) -> dict:
-        """Text inputs marked ``image_upload`` as ComfyUI's image pickers: a COMBO of the input folder's pictures
-        (uploads; sub-folders as ``sub/name.png``) with its upload button; inputs with a ``path_kind`` (models) as a
-        COMBO of ``path_choices(kind)`` when the server has that hook. Validation stays the node's: any name that
-        resolves still runs (through the API, or a saved workflow)."""
+        """The node schemas as served: every node's ``python_module`` set to the server's (when it has one, see
+        :class:`~collage_engine.server.PromptServer`); text inputs marked ``image_upload`` as ComfyUI's image pickers:
+        a COMBO of the input folder's pictures (uploads; sub-folders as ``sub/name.png``) with its upload button;
+        inputs with a ``path_kind`` (models) as a COMBO of ``path_choices(kind)`` when the server has that hook.
+        Validation stays the node's: any name that resolves still runs (through the API, or a saved workflow)."""
         pictures = None
         choices_for = getattr(self, "path_choices", None)
+        module = getattr(self, "python_module", None)
         for node_name, entry in info.items():
             cls = self.registry.get(node_name)
+            if module:
+                entry["python_module"] = module
             for group in ("required", "optional"):
                 for name, spec in (entry.get("input", {}).get(group) or {}).items():
                     inp = cls.input_map.get(name) if cls is not None else None

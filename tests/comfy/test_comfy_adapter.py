@@ -521,17 +521,29 @@ def test_is_changed_follows_files_and_fingerprints(comfy_stubs, tmp_path):
         g.IS_CHANGED(model=str(tmp_path / "none.safetensors"), device="cpu", dtype="float32")
 
 
+def refusal(hook, **given) -> str:
+    """The message a validation hook refuses ``given`` with, as ComfyUI gets it: returned when ComfyUI passed one
+    input (its error then names that input), raised as ``InputsRefused`` when it passed several (a returned message
+    would come back once per input)."""
+    if len(given) == 1:
+        msg = hook(**given)
+        assert isinstance(msg, str), msg
+        return msg
+    with pytest.raises(comfy.InputsRefused) as e:
+        hook(**given)
+    return str(e.value)
+
+
 def test_validate_inputs_runs_the_declared_checks(comfy_stubs):
     v = CLASSES["LoadGenerator"].VALIDATE_INPUTS
     assert v(model=str(TINY), device="cpu") is True
     assert v(model=None, device=None) is True  # linked inputs reach VALIDATE_INPUTS as None
-    msg = v(model="no-such-model", device="cpu")
-    assert isinstance(msg, str) and msg.startswith("input 'model':")
-    msg = v(model=str(TINY), device="tpu")  # ComfyUI skips its list check for inputs VALIDATE_INPUTS takes
-    assert isinstance(msg, str) and msg.startswith("input 'device':") and "not in" in msg
+    assert refusal(v, model="no-such-model", device="cpu").startswith("input 'model':")
+    msg = refusal(v, model=str(TINY), device="tpu")  # ComfyUI skips its list check for inputs VALIDATE_INPUTS takes
+    assert msg.startswith("input 'device':") and "not in" in msg
     layer = CLASSES["LayerRangeSweep"].VALIDATE_INPUTS
     assert layer(mode="custom", custom="0-1, 2-3") is True
-    assert layer(mode="custom", custom="banana").startswith("input 'custom':")
+    assert refusal(layer, mode="custom", custom="banana").startswith("input 'custom':")
     assert CLASSES["CollageLoadMask"].VALIDATE_INPUTS(path="nothing-here.png").startswith("input 'path':")
 
 
@@ -608,8 +620,8 @@ def test_a_dropdown_name_resolves_into_the_model_folder_and_typed_paths_still_pa
     assert v(model="sub/g.safetensors", device="cpu") is True
     assert v(model=str(TINY), device="cpu") is True  # not in the list: the node validates it (ComfyUI skips)
     assert v(model="emoji-animals", device="cpu") is True
-    msg = v(model="sub/none.safetensors", device="cpu")
-    assert isinstance(msg, str) and msg.startswith("input 'model':") and "sub/none.safetensors" in msg
+    msg = refusal(v, model="sub/none.safetensors", device="cpu")
+    assert msg.startswith("input 'model':") and "sub/none.safetensors" in msg
     assert not Path("sub/g.safetensors").exists()  # only the model folder has it
     g = run_node("LoadGenerator", model="sub/g.safetensors", device="cpu", dtype="float32")[0]
     assert g.class_names and [key[2] for key in comfy._loaded] == [str(model_folder.folder / "sub" / "g.safetensors")]
@@ -771,14 +783,45 @@ def test_v3_validate_inputs_takes_the_hook_inputs_models_and_every_combo(v3_api,
     assert v(model=str(TINY), device="cpu", dtype="float32") is True
     assert v(model=None, device=None, dtype=None) is True  # linked inputs arrive as None
     # the same texts as V1, and a COMBO value outside its options (ComfyUI does not check V3 COMBOs)
-    assert v(model="no-such-model", device="cpu") == CLASSES["LoadGenerator"].VALIDATE_INPUTS(
-        model="no-such-model", device="cpu")
-    msg = v(model=str(TINY), device="cpu", dtype="float64")
+    assert refusal(v, model="no-such-model", device="cpu") == refusal(CLASSES["LoadGenerator"].VALIDATE_INPUTS,
+                                                                      model="no-such-model", device="cpu")
+    msg = refusal(v, model=str(TINY), device="cpu", dtype="float64")
     assert msg.startswith("input 'dtype':") and "float32" in msg
+    msg = refusal(v, model=str(TINY), device="tpu", dtype="float64")  # every bad value it took, in one message
+    assert "input 'device':" in msg and "input 'dtype':" in msg
     # a node without a validate hook but with COMBOs gets one; a node with neither gets none
     assert inspect.getfullargspec(v3["Generate"].validate_inputs).args == ["cls", "combine"]
     assert v3["Generate"].validate_inputs(combine="sideways").startswith("input 'combine':")
     assert not hasattr(v3["CollageInvertMask"], "validate_inputs")
+
+
+def _comfyui_node_errors(hook, prompt_inputs: dict) -> list[tuple[str | None, str]]:
+    """A stand-in for how ComfyUI (``execution.validate_inputs``, v0.3.64; V1 and V3 alike) reports a node's
+    validation hook: the hook gets the prompt's inputs that its signature names (links as None); an answer other
+    than True becomes one error per input passed, an exception one error for the node. ``validate_prompt`` then logs
+    one line per error. Returns ``(input_name or None, details)`` per error."""
+    passed = {k: v for k, v in prompt_inputs.items() if k in inspect.getfullargspec(hook).args}
+    try:
+        answer = hook(**passed)
+    except Exception as e:  # noqa: BLE001 - ComfyUI catches everything here
+        return [(None, str(e))]
+    return [] if answer is True else [(name, f"{name} - {answer}") for name in passed]
+
+
+def test_one_bad_input_is_one_error_and_one_log_line(v3_api, comfy_stubs):
+    """Under V3 a bad model on Load Generator came back as three errors (the hook takes model, device and dtype),
+    so ComfyUI logged it three times; now once, through V3 and V1."""
+    v3 = _v3_classes(v3_api.io)
+    bad = {"model": "no-such-model", "device": "cpu", "dtype": "float32"}
+    for hook in (v3["LoadGenerator"].validate_inputs, CLASSES["LoadGenerator"].VALIDATE_INPUTS):
+        assert len([n for n in bad if n in inspect.getfullargspec(hook).args]) >= 2  # ComfyUI passes several
+        errors = _comfyui_node_errors(hook, bad)
+        assert len(errors) == 1 and errors[0][1].startswith("input 'model':"), errors
+        assert _comfyui_node_errors(hook, {**bad, "model": str(TINY)}) == []
+        assert _comfyui_node_errors(hook, {**bad, "model": None}) == []  # a link reaches the hook as None
+    # a hook that takes one input still answers with a message, so ComfyUI's error names that input
+    errors = _comfyui_node_errors(v3["Generate"].validate_inputs, {"combine": "sideways", "seed": 1})
+    assert len(errors) == 1 and errors[0][0] == "combine" and "input 'combine':" in errors[0][1]
 
 
 def test_v3_fingerprints_equal_v1s(v3_api, comfy_stubs, tmp_path):

@@ -249,6 +249,27 @@ def test_the_pack_is_listed_by_comfyui_as_declared(server):
     assert not {NODE_DISPLAY_NAME_MAPPINGS[n] for n in reg.names()} & theirs
 
 
+def test_requires_comfyui_admits_this_comfyui(server):
+    """pyproject's ``[tool.comfy] requires-comfyui`` (what the Registry and ComfyUI-Manager read) admits the ComfyUI
+    this run checked (versions compare per part: ``>=0.33.0`` excluded 0.3.64)."""
+    import tomllib
+    from packaging.specifiers import SpecifierSet
+
+    version = _get(server.url + "/system_stats")["system"]["comfyui_version"]
+    spec = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["comfy"]["requires-comfyui"]
+    print(f"ComfyUI {version}; requires-comfyui {spec}")
+    assert version in SpecifierSet(spec), (version, spec)
+
+
+def test_help_pages_are_served_where_comfyuis_editor_looks(server):
+    """ComfyUI serves the pack's WEB_DIRECTORY at /extensions/neural-collage/, so each node's help page
+    (``docs/<NODE>.md``, what the editor's node library fetches for a custom node) comes back as Markdown."""
+    for name in collage_nodes.registry().names():
+        with urllib.request.urlopen(f"{server.url}/extensions/neural-collage/docs/{name}.md", timeout=30) as r:
+            assert "text/html" not in r.headers.get("Content-Type", ""), (name, r.headers.get("Content-Type"))
+            assert r.read() == (ROOT / "nodes" / "web" / "docs" / f"{name}.md").read_bytes(), name
+
+
 def test_the_pack_is_loaded_through_comfyuis_v3_api(server):
     """Where ComfyUI has ``comfy_api.latest`` the folder exports ``comfy_entrypoint`` only, and ComfyUI builds the
     listing from our V3 schemas: COMBOs as ``["COMBO", {"options": [...]}]`` and ``not_idempotent`` / output flags."""
@@ -266,12 +287,13 @@ def test_the_pack_is_loaded_through_comfyuis_v3_api(server):
                                                            "unique_id": ["UNIQUE_ID"]}
     # V3 listings carry these flags for every node; V1 listings of ours do not
     assert all("deprecated" in info[name] and "api_node" in info[name] for name in NODE_CLASS_MAPPINGS)
-    # a V3 COMBO value outside its options is refused before anything runs, naming the input (our validate_inputs)
+    # a V3 COMBO value outside its options is refused before anything runs, naming the input (our validate_inputs),
+    # once: the hook takes model, device and dtype, so it raises its refusal (ComfyUI would repeat a returned one
+    # per input; a raised one is ComfyUI's "Exception when validating inner node", on the node, not on the widget)
     prompt, _ = _with_models(json.loads((ROOT / "workflows" / "api" / "class_collage.json").read_text()))
     prompt["1"]["inputs"]["dtype"] = "float64"
     errors = _refused(server, prompt)
-    assert any("input 'dtype':" in err["details"] and err["extra_info"]["input_name"] == "dtype"
-               for err in errors["1"]["errors"]), errors
+    assert [err["details"][:len("input 'dtype':")] for err in errors["1"]["errors"]] == ["input 'dtype':"], errors
 
 
 def test_model_dropdowns_list_embedded_models_and_the_model_folder(server):
@@ -389,6 +411,10 @@ def test_validation_errors_come_back_per_node_naming_the_input(server):
     bad["8"]["inputs"]["strength"] = 7.0
     errors = _refused(server, bad)
     assert any("input 'model'" in err["details"] for err in errors["1"]["errors"])  # our validate hook
+    # one bad input is one error and one line of ComfyUI's log (not one per input the hook takes)
+    assert len(errors["1"]["errors"]) == 1, errors["1"]
+    logged = [line for line in server.log_path.read_text(errors="replace").splitlines() if "no-such-model" in line]
+    assert len(logged) == 1, logged
     assert any(err["type"] == "value_bigger_than_max" and err["extra_info"]["input_name"] == "strength"
                for err in errors["8"]["errors"])
     # a runtime error names the node and the input
