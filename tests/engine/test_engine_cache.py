@@ -141,10 +141,17 @@ def test_real_cuda_tensors_count_as_device_memory_and_stay_on_device():
 
 
 def test_a_reused_node_counts_one_cache_hit():
+    """Each cached result the run uses is looked up once: a whole re-run uses only the output node's (its inputs
+    are not needed), a changed output node uses its input's; earlier the same entry was counted up to three times."""
     engine = Engine(REG)
     wf = tn.chain_workflow(3)
     assert engine.run(wf).ok
     before = engine.cache.hits
     again = engine.run(wf)
-    assert again.ok and again.executed == []
-    assert engine.cache.hits - before == len(again.cached) == len(wf)
+    assert again.ok and again.executed == [] and again.cached == list(wf)
+    assert engine.cache.hits - before == 1
+    wf["5"]["inputs"]["label"] = "other"
+    before = engine.cache.hits
+    changed = engine.run(wf)
+    assert changed.ok and changed.executed == ["5"]
+    assert engine.cache.hits - before == 1  # node 4's result, once
