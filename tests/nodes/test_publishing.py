@@ -72,7 +72,7 @@ def test_sdist_and_wheel_build_and_pass_twine_check(tmp_path):
     res = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(src)],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    files = sorted(dist.iterdir())
+    files = sorted(dist.iterdir(), key=lambda f: f.suffix)
     assert [f.suffix for f in files] == [".gz", ".whl"], files
     res = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, files)],
                          capture_output=True, text=True, timeout=120)
