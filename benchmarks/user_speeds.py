@@ -5,8 +5,9 @@
 Each case runs as a user runs it: ``neural-collage run`` as a fresh command (imports and model load included),
 ``neural-collage map`` over ``--map-rows`` seeds against a shell loop of ``run`` over the same seeds, and a painter
 stroke (the Paint Class Map node's strokes changed, the engine re-runs the map and the generator, in one warm
-process as in ``serve``). "busy" runs the same cases while ``--load`` other processes (default: one per CPU) spin
-on the CPU, as on a shared machine. Every case runs with the default thread policy (``auto``,
+process as in ``serve``). "busy" runs the same cases beside ``--load`` other programs: by default one PyTorch program
+on torch's default threads (a training run or a second job, as on a shared machine), or with ``--load-kind python``
+plain Python loops. Every case runs with the default thread policy (``auto``,
 collage_core/threads.py), and the commands print the thread count they chose; ``--compare-threads 2`` adds the
 same cases with that fixed count (torch's own default on a 2-core machine), to show what the policy saves.
 No environment variable of ours or of OpenMP is set: unset ``OMP_NUM_THREADS`` first, as the script checks.
@@ -37,8 +38,21 @@ def _command() -> list[str]:
 
 
 def _spin(stop) -> None:
+    """Plain Python work: one core, no threads."""
     while not stop.is_set():
         pass
+
+
+def _torch_work(stop) -> None:
+    """Another PyTorch program with torch's default threads (a training run, a second job): many small operations,
+    each ending at a barrier of its OpenMP threads, as ours do."""
+    import torch
+    import torch.nn.functional as F
+
+    x, w = torch.randn(8, 64, 32, 32), torch.randn(64, 64, 3, 3)
+    with torch.no_grad():
+        while not stop.is_set():
+            x = F.conv2d(x, w, padding=1).tanh_()
 
 
 def run_cmd(args: list[str], cwd: Path) -> tuple[float, str]:
@@ -129,7 +143,10 @@ def main() -> None:
     ap.add_argument("--map-rows", type=int, default=16)
     ap.add_argument("--strokes", type=int, default=12)
     ap.add_argument("--skip-photo", action="store_true", help="leave out photo_edit (the longest case)")
-    ap.add_argument("--load", type=int, default=os.cpu_count() or 1, help="spinning processes for 'busy'")
+    ap.add_argument("--load", type=int, default=1, help="processes of other work for 'busy' (default 1)")
+    ap.add_argument("--load-kind", choices=["torch", "python"], default="torch",
+                    help="'busy' work: another PyTorch program on torch's default threads (default), or Python "
+                         "loops that each hold one core")
     ap.add_argument("--compare-threads", default=None, metavar="N", help="also run every case with --threads N")
     ap.add_argument("--only", choices=["idle", "busy"], help="one condition only")
     args = ap.parse_args()
@@ -145,11 +162,13 @@ def main() -> None:
     for cond in conditions:
         stop, spinners = None, []
         if cond == "busy":
-            stop = mp.Event()
-            spinners = [mp.Process(target=_spin, args=(stop,), daemon=True) for _ in range(args.load)]
+            stop = mp.get_context("spawn").Event()
+            work = _torch_work if args.load_kind == "torch" else _spin
+            spinners = [mp.get_context("spawn").Process(target=work, args=(stop,), daemon=True)
+                        for _ in range(args.load)]
             for s in spinners:
                 s.start()
-            time.sleep(1.0)
+            time.sleep(3.0)  # started and busy
         try:
             for threads in policies:
                 label = threads or "auto"
@@ -174,7 +193,8 @@ def main() -> None:
                 stop.set()
                 for s in spinners:
                     s.join()
-    print(f"\nbusy = {args.load} other processes spinning on the CPU; torch {_torch_version()}")
+    what = "PyTorch program(s) on torch's default threads" if args.load_kind == "torch" else "Python loop(s)"
+    print(f"\nbusy = {args.load} other {what} running beside; torch {_torch_version()}")
 
 
 def _torch_version() -> str:
