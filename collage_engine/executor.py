@@ -23,12 +23,12 @@ from typing import Any
 
 from .cache import DEFAULT_BUDGET, ResultCache, measure_bytes
 from .context import Context, Interrupted
-from .declare import MISSING, Input, Node, NodeOutput
+from .declare import MISSING, Input, Node, NodeOutput, safe_repr
 from .errors import NodeInputError
 from .memory import MemoryBudgetError, format_bytes, plan_memory
 from .paths import PathPolicy, PathRefusedError, path_kind
 from .registry import NodeRegistry
-from .validate import PlannedNode, Validation, ValidationError, safe_repr, validate
+from .validate import PlannedNode, Validation, ValidationError, validate
 from .workflow import WorkflowError, coerce_workflow, is_ui_format
 
 __all__ = ["Engine", "RunResult", "ExecutionFailed", "Listener"]
