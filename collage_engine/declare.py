@@ -15,18 +15,22 @@ A node is a subclass of :class:`Node` with class attributes (name, category, ver
 
 Validation (:mod:`.validate`), the ComfyUI ``/object_info`` listing (:meth:`Node.object_info`), the markdown
 documentation (:mod:`.registry`) and the UI-format conversion (:mod:`.workflow`) all read these declarations.
+:func:`check_constant` (one value against one input, for defaults here and workflow values in :mod:`.validate`)
+lives here too, so that this module imports no other engine module.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 __all__ = [
     "MISSING", "WIDGET_TYPES", "CONTROL_VALUES", "DeclarationError", "Input", "Output", "Node", "NodeOutput",
-    "Int", "Float", "String", "Boolean", "Combo", "types_match",
+    "Int", "Float", "String", "Boolean", "Combo", "types_match", "check_constant", "safe_repr",
 ]
 
 #: Types edited as widgets in the UI (they may be constants in a workflow). Every other type is link-only.
@@ -37,6 +41,18 @@ CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
 SEED_NAMES = frozenset({"seed", "noise_seed"})
 
 _TYPE_RE = re.compile(r"^(\*|[A-Z][A-Z0-9_]*(,[A-Z][A-Z0-9_]*)*)$")
+INT_MIN, INT_MAX = -(2 ** 63), 2 ** 64 - 1  # ComfyUI seeds go up to 0xffffffffffffffff
+MAX_JSON_DEPTH = 32
+_repr = reprlib.Repr()
+_repr.maxstring, _repr.maxother, _repr.maxlong = 80, 80, 40
+
+
+def safe_repr(value: Any) -> str:
+    """A short repr that never raises (huge ints, deep nesting, broken ``__repr__``)."""
+    try:
+        return _repr.repr(value)
+    except Exception:  # noqa: BLE001
+        return f"<{type(value).__name__}>"
 
 
 class DeclarationError(TypeError):
@@ -272,6 +288,73 @@ class Node:
         }
 
 
+def check_constant(inp: Input, value: Any) -> tuple[Any, tuple[str, str] | None]:
+    """Check a constant for input ``inp``; return ``(normalised_value, None)`` or ``(None, (type, message))``."""
+    t = inp.type
+    if t == "INT":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None, ("invalid_input_type", f"expected an integer, got {type(value).__name__} {safe_repr(value)}")
+        lo = INT_MIN if inp.min is None else inp.min
+        hi = INT_MAX if inp.max is None else inp.max
+    elif t == "FLOAT":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, ("invalid_input_type", f"expected a number, got {type(value).__name__} {safe_repr(value)}")
+        try:
+            value = float(value)
+        except OverflowError:
+            return None, ("value_not_finite", f"number too large: {safe_repr(value)}")
+        if not math.isfinite(value):
+            return None, ("value_not_finite", f"expected a finite number, got {value}")
+        lo, hi = inp.min, inp.max
+    elif t == "STRING":
+        if not isinstance(value, str):
+            return None, ("invalid_input_type", f"expected a string, got {type(value).__name__} {safe_repr(value)}")
+        return value, None
+    elif t == "BOOLEAN":
+        if not isinstance(value, bool):
+            return None, ("invalid_input_type", f"expected true/false, got {type(value).__name__} {safe_repr(value)}")
+        return value, None
+    elif t == "COMBO":
+        choices = inp.get_choices()
+        if not isinstance(value, (str, int, float)) or value not in choices:
+            return None, ("value_not_in_list", f"{safe_repr(value)} not in {safe_repr(choices)}")
+        return value, None
+    elif t == "*":
+        problem = _json_problem(value)
+        return (None, ("invalid_input_type", problem)) if problem else (value, None)
+    else:
+        return None, ("link_required", f"a {t} input must be linked to a node output, got a constant "
+                                       f"{safe_repr(value)}")
+    if lo is not None and value < lo:
+        return None, ("value_smaller_than_min", f"value {safe_repr(value)} smaller than min of {lo}")
+    if hi is not None and value > hi:
+        return None, ("value_bigger_than_max", f"value {safe_repr(value)} bigger than max of {hi}")
+    return value, None
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why ``value`` is not a plain JSON value of bounded depth (iterative: deep junk cannot overflow)."""
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"value nested deeper than {MAX_JSON_DEPTH} levels"
+        if v is None or isinstance(v, (bool, str, float)):
+            continue
+        if isinstance(v, int):
+            if v.bit_length() > 256:
+                return "integer too large"
+        elif isinstance(v, dict):
+            if not all(isinstance(k, str) for k in v):
+                return "object keys must be strings"
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+        else:
+            return f"not a JSON value: {type(v).__name__}"
+    return None
+
+
 def _check_declaration(cls: type[Node]) -> list[str]:
     """Problems with a node class's declaration (empty when it is fine)."""
     out: list[str] = []
@@ -292,7 +375,6 @@ def _check_declaration(cls: type[Node]) -> list[str]:
         if i.type == "COMBO" and i.choices is None:
             out.append(f"input {i.name!r}: COMBO needs choices")
         if i.default is not MISSING and i.type in WIDGET_TYPES and i.type != "COMBO":
-            from .validate import check_constant  # local import: validate imports this module
             problem = check_constant(i, i.default)[1]
             if problem:
                 out.append(f"input {i.name!r}: default {i.default!r}: {problem[1]}")

@@ -23,12 +23,12 @@ from typing import Any
 
 from .cache import DEFAULT_BUDGET, ResultCache, measure_bytes
 from .context import Context, Interrupted
-from .declare import MISSING, Input, Node, NodeOutput
+from .declare import MISSING, Input, Node, NodeOutput, safe_repr
 from .errors import NodeInputError
 from .memory import MemoryBudgetError, format_bytes, plan_memory
 from .paths import PathPolicy, PathRefusedError, path_kind
 from .registry import NodeRegistry
-from .validate import PlannedNode, Validation, ValidationError, safe_repr, validate
+from .validate import PlannedNode, Validation, ValidationError, validate
 from .workflow import WorkflowError, coerce_workflow, is_ui_format
 
 __all__ = ["Engine", "RunResult", "ExecutionFailed", "Listener"]
@@ -166,6 +166,41 @@ def node_fingerprint(cls: type[Node], consts: dict, instance: Node | None = None
         except Exception:  # noqa: BLE001 - unrepresentable: treat as changed
             return VOLATILE
     return [files, fp] if files else fp
+
+
+@dataclass
+class _Run:
+    """What one run of :meth:`Engine._execute` keeps between its steps."""
+
+    v: Validation
+    res: RunResult
+    extra: dict
+    emit: Listener | None
+    keys: dict[str, str]  # cache key of every planned node
+    volatile: set[str]  # nodes never served from (nor stored in) the cache
+    targets: set[str]
+    consumers: dict[str, int]  # needed node -> how many nodes still to run read it
+    values: dict[str, tuple] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # host bytes of each value held (for the memory budget)
+    pinned: list[str] = field(default_factory=list)  # cache keys this run pinned
+
+
+def _plan_run(v: Validation, keys: dict[str, str], volatile: set[str], cache: ResultCache
+              ) -> tuple[set[str], set[str], list[str], dict[str, int]]:
+    """The cache hits, the nodes needed (walking back from the targets: a hit does not need its inputs), those
+    to run (in order) and, for each needed node, how many nodes to run read it."""
+    nodes = v.nodes
+    hits = {n for n in v.order if n not in volatile and keys[n] in cache}
+    needed = set(v.targets)
+    for nid in reversed(v.order):
+        if nid in needed and nid not in hits:
+            needed.update(src for src, _ in nodes[nid].links.values())
+    to_run = [n for n in v.order if n in needed and n not in hits]
+    consumers = {n: 0 for n in needed}
+    for nid in to_run:
+        for src in {s for s, _ in nodes[nid].links.values()}:
+            consumers[src] += 1
+    return hits, needed, to_run, consumers
 
 
 class Engine:
@@ -347,124 +382,134 @@ class Engine:
         return node_fingerprint(node.cls, node.consts, self.instance(node.cls))
 
     def _execute(self, v: Validation, prompt_id: str, extra: dict) -> RunResult:
-        res = RunResult(prompt_id, "success")
-        emit = self.emit if self.listeners else None
-        cache, nodes, targets = self.cache, v.nodes, set(v.targets)
         keys, volatile = self.cache_keys(v)
-        hits = {n for n in v.order if n not in volatile and keys[n] in cache}
-        # Walk back from the targets: a cache hit does not need its inputs.
-        needed = set(targets)
-        for nid in reversed(v.order):
-            if nid in needed and nid not in hits:
-                needed.update(src for src, _ in nodes[nid].links.values())
-        to_run = [n for n in v.order if n in needed and n not in hits]
-        consumers = {n: 0 for n in needed}
-        for nid in to_run:
-            for src in {s for s, _ in nodes[nid].links.values()}:
-                consumers[src] += 1
-        values: dict[str, tuple] = {}
-        sizes: dict[str, int] = {}  # host bytes of each value held (for the memory budget)
+        hits, needed, to_run, consumers = _plan_run(v, keys, volatile, self.cache)
+        run = _Run(v, RunResult(prompt_id, "success"), extra, self.emit if self.listeners else None, keys, volatile,
+                   set(v.targets), consumers)
         self._live = 0
-        pinned: list[str] = []
-        hit_entries = {n: cache.get(keys[n]) for n in v.order if n in hits and n in needed}  # one look-up each
+        hit_entries = {n: self.cache.get(keys[n]) for n in v.order if n in hits and n in needed}  # one look-up each
         for nid, entry in hit_entries.items():
-            values[nid], sizes[nid] = entry.outputs, entry.host_bytes  # type: ignore[union-attr]
-            self._live += sizes[nid]
-            cache.pin(keys[nid])
-            pinned.append(keys[nid])
-        res.cached = [n for n in v.order if n in hits]
-        if emit:
-            emit("execution_start", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000),
-                                     "nodes": to_run})
-            emit("execution_cached", {"nodes": res.cached, "prompt_id": prompt_id,
-                                      "timestamp": int(time.time() * 1000)})
-        for nid in res.cached:  # like ComfyUI, cached output nodes send their ui again
-            ui = hit_entries[nid].ui if nid in targets else None  # type: ignore[union-attr]
+            self._hold_cached(run, nid, entry.outputs, entry.host_bytes)  # type: ignore[union-attr]
+        run.res.cached = [n for n in v.order if n in hits]
+        self._send(run, "execution_start", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000),
+                                            "nodes": to_run})
+        self._send(run, "execution_cached", {"nodes": run.res.cached, "prompt_id": prompt_id,
+                                             "timestamp": int(time.time() * 1000)})
+        for nid in run.res.cached:  # like ComfyUI, cached output nodes send their ui again
+            ui = hit_entries[nid].ui if nid in run.targets else None  # type: ignore[union-attr]
             if ui is not None:
-                res.ui[nid] = ui
-                if emit:
-                    emit("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": prompt_id})
+                self._record_ui(run, nid, ui)
         current = None
         try:
             for nid in to_run:
                 current = nid
-                if self._cancel.is_set():
-                    raise Interrupted("interrupted before node " + nid)
-                node, key = nodes[nid], keys[nid]
-                entry = None if nid in volatile else cache.get(key)
-                if entry is not None:  # an identical node earlier in this run
-                    outputs, ui = entry.outputs, entry.ui
-                    res.cached.append(nid)
-                else:
-                    if emit:
-                        emit("executing", {"node": nid, "display_node": nid, "prompt_id": prompt_id})
-                    t0 = time.perf_counter()
-                    outputs, ui = self._run_node(node, values, prompt_id, emit, v.prompt, extra)
-                    res.timings[nid] = time.perf_counter() - t0
-                    res.executed.append(nid)
-                    if self._cancel.is_set():  # the node swallowed Interrupted
-                        raise Interrupted("interrupted in node " + nid)
-                sizes[nid] = entry.host_bytes if entry is not None else measure_bytes(outputs)[0]
-                self._live += sizes[nid]
-                if self.max_memory and self._live > self.max_memory:
-                    raise MemoryBudgetError(
-                        f"its output took {format_bytes(sizes[nid])}; with the results still needed the run held "
-                        f"{format_bytes(self._live)}, over the memory budget of {format_bytes(self.max_memory)} "
-                        f"(make the batches or pictures smaller, or raise the budget: --max-memory)")
-                if nid not in volatile:
-                    if entry is None:
-                        cache.put(key, outputs, ui, class_type=node.cls.name, pin=True)
-                    else:
-                        cache.pin(key)
-                    pinned.append(key)
-                values[nid] = outputs
-                if ui is not None:
-                    res.ui[nid] = ui
-                    if emit:
-                        emit("executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": prompt_id})
-                for src in {s for s, _ in node.links.values()}:  # free inputs nobody needs any more
-                    consumers[src] -= 1
-                    if consumers[src] == 0 and src not in targets:
-                        values.pop(src, None)
-                        self._live -= sizes.pop(src, 0)
-                        if src not in volatile:
-                            cache.unpin(keys[src])
-                            pinned.remove(keys[src])
-                            cache.evict()
-            res.outputs = {t: values[t] for t in v.targets}
-            if emit:
-                emit("execution_success", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000)})
+                self._step(run, nid)
+            run.res.outputs = {t: run.values[t] for t in v.targets}
+            self._send(run, "execution_success", {"prompt_id": prompt_id, "timestamp": int(time.time() * 1000)})
         except Interrupted:
-            res.status = "interrupted"
-            node = nodes.get(current) if current else None
-            res.error = {"node_id": current, "node_type": node.cls.name if node else None,
-                         "exception_type": "Interrupted", "exception_message": "interrupted"}
-            if emit:
-                emit("execution_interrupted", {"prompt_id": prompt_id, "node_id": current,
-                                               "node_type": res.error["node_type"], "executed": list(res.executed)})
+            self._record_interrupt(run, current)
         except Exception as e:  # noqa: BLE001 - a failing node must not take the host down
-            node = nodes[current]  # type: ignore[index]
-            res.status = "error"
-            res.error = {"node_id": current, "node_type": node.cls.name, "exception_type": type(e).__name__,
-                         "exception_message": str(e), "traceback": traceback.format_exception(e),
-                         "executed": list(res.executed)}
-            if isinstance(e, NodeInputError):  # the user's mistake, in a known input: no traceback needed
-                res.error.update(input_name=e.input_name, hint=e.hint, user_error=True)
-            log.error("node %s (%s) failed: %s: %s", current, node.cls.name, type(e).__name__, e)
-            if emit:
-                emit("execution_error", {"prompt_id": prompt_id, **res.error,
-                                         "timestamp": int(time.time() * 1000)})
+            self._record_failure(run, current, e)  # type: ignore[arg-type]
         finally:
-            if res.status == "error" and current is not None and res.error and \
-                    res.error.get("exception_type") == "MemoryBudgetError":
-                cache.discard(keys[current])  # never keep what broke the budget
-            self._live = 0
-            for key in pinned:
-                cache.unpin(key)
-            cache.evict()
-            if emit:
-                emit("executing", {"node": None, "prompt_id": prompt_id})
-        return res
+            self._end_run(run, current)
+        return run.res
+
+    @staticmethod
+    def _send(run: _Run, event: str, data: dict) -> None:
+        if run.emit:
+            run.emit(event, data)
+
+    def _hold_cached(self, run: _Run, nid: str, outputs: tuple, host_bytes: int) -> None:
+        """Hold a cached result for the run: its value, its size in the run's live bytes, its entry pinned."""
+        run.values[nid], run.sizes[nid] = outputs, host_bytes
+        self._live += host_bytes
+        self.cache.pin(run.keys[nid])
+        run.pinned.append(run.keys[nid])
+
+    def _record_ui(self, run: _Run, nid: str, ui: dict) -> None:
+        run.res.ui[nid] = ui
+        self._send(run, "executed", {"node": nid, "display_node": nid, "output": ui, "prompt_id": run.res.prompt_id})
+
+    def _step(self, run: _Run, nid: str) -> None:
+        """Run one planned node (or reuse the result of an identical node earlier in this run), hold its result
+        within the memory budget, cache it, send its ui, then free the inputs nobody needs any more."""
+        if self._cancel.is_set():
+            raise Interrupted("interrupted before node " + nid)
+        node, key, res = run.v.nodes[nid], run.keys[nid], run.res
+        entry = None if nid in run.volatile else self.cache.get(key)
+        if entry is not None:  # an identical node earlier in this run
+            outputs, ui = entry.outputs, entry.ui
+            res.cached.append(nid)
+        else:
+            self._send(run, "executing", {"node": nid, "display_node": nid, "prompt_id": res.prompt_id})
+            t0 = time.perf_counter()
+            outputs, ui = self._run_node(node, run.values, res.prompt_id, run.emit, run.v.prompt, run.extra)
+            res.timings[nid] = time.perf_counter() - t0
+            res.executed.append(nid)
+            if self._cancel.is_set():  # the node swallowed Interrupted
+                raise Interrupted("interrupted in node " + nid)
+        run.sizes[nid] = entry.host_bytes if entry is not None else measure_bytes(outputs)[0]
+        self._live += run.sizes[nid]
+        if self.max_memory and self._live > self.max_memory:
+            raise MemoryBudgetError(
+                f"its output took {format_bytes(run.sizes[nid])}; with the results still needed the run held "
+                f"{format_bytes(self._live)}, over the memory budget of {format_bytes(self.max_memory)} "
+                f"(make the batches or pictures smaller, or raise the budget: --max-memory)")
+        if nid not in run.volatile:
+            if entry is None:
+                self.cache.put(key, outputs, ui, class_type=node.cls.name, pin=True)
+            else:
+                self.cache.pin(key)
+            run.pinned.append(key)
+        run.values[nid] = outputs
+        if ui is not None:
+            self._record_ui(run, nid, ui)
+        self._free_inputs(run, node)
+
+    def _free_inputs(self, run: _Run, node: PlannedNode) -> None:
+        """Drop the inputs of ``node`` that no node still to run reads (targets stay): values, live bytes, pins."""
+        for src in {s for s, _ in node.links.values()}:
+            run.consumers[src] -= 1
+            if run.consumers[src] == 0 and src not in run.targets:
+                run.values.pop(src, None)
+                self._live -= run.sizes.pop(src, 0)
+                if src not in run.volatile:
+                    self.cache.unpin(run.keys[src])
+                    run.pinned.remove(run.keys[src])
+                    self.cache.evict()
+
+    def _record_interrupt(self, run: _Run, current: str | None) -> None:
+        res = run.res
+        res.status = "interrupted"
+        node = run.v.nodes.get(current) if current else None
+        res.error = {"node_id": current, "node_type": node.cls.name if node else None,
+                     "exception_type": "Interrupted", "exception_message": "interrupted"}
+        self._send(run, "execution_interrupted", {"prompt_id": res.prompt_id, "node_id": current,
+                                                  "node_type": res.error["node_type"], "executed": list(res.executed)})
+
+    def _record_failure(self, run: _Run, current: str, e: Exception) -> None:
+        res, node = run.res, run.v.nodes[current]
+        res.status = "error"
+        res.error = {"node_id": current, "node_type": node.cls.name, "exception_type": type(e).__name__,
+                     "exception_message": str(e), "traceback": traceback.format_exception(e),
+                     "executed": list(res.executed)}
+        if isinstance(e, NodeInputError):  # the user's mistake, in a known input: no traceback needed
+            res.error.update(input_name=e.input_name, hint=e.hint, user_error=True)
+        log.error("node %s (%s) failed: %s: %s", current, node.cls.name, type(e).__name__, e)
+        self._send(run, "execution_error", {"prompt_id": res.prompt_id, **res.error,
+                                            "timestamp": int(time.time() * 1000)})
+
+    def _end_run(self, run: _Run, current: str | None) -> None:
+        """Whatever happened: unpin the run's results, drop what broke the memory budget, say the run ended."""
+        res = run.res
+        if res.status == "error" and current is not None and res.error and \
+                res.error.get("exception_type") == "MemoryBudgetError":
+            self.cache.discard(run.keys[current])  # never keep what broke the budget
+        self._live = 0
+        for key in run.pinned:
+            self.cache.unpin(key)
+        self.cache.evict()
+        self._send(run, "executing", {"node": None, "prompt_id": res.prompt_id})
 
     def _run_node(self, node: PlannedNode, values: dict[str, tuple], prompt_id: str, emit: Listener | None,
                   prompt: dict | None, extra: dict) -> tuple[tuple, dict | None]:

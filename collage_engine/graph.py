@@ -142,10 +142,3 @@ class Graph:
                     elif inp.type == "COMBO" and inp.get_choices():
                         node["inputs"][inp.name] = inp.get_choices()[0]
         return api
-
-    @classmethod
-    def from_api(cls, api: dict, registry: NodeRegistry | None = None) -> Graph:
-        """A graph holding a copy of an API-format workflow (to edit it in code)."""
-        g = cls(registry)
-        g.nodes = copy.deepcopy(api)
-        return g

@@ -19,31 +19,18 @@ from __future__ import annotations
 
 import difflib
 import heapq
-import math
-import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
-from .declare import Input, Node, types_match
+from .declare import Node, check_constant, safe_repr, types_match
 from .registry import NodeRegistry
 
-__all__ = ["PlannedNode", "Validation", "ValidationError", "validate", "check_constant", "format_errors", "id_key"]
-
-INT_MIN, INT_MAX = -(2 ** 63), 2 ** 64 - 1  # ComfyUI seeds go up to 0xffffffffffffffff
-MAX_JSON_DEPTH = 32
-_repr = reprlib.Repr()
-_repr.maxstring, _repr.maxother, _repr.maxlong = 80, 80, 40
-
-
-def safe_repr(value: Any) -> str:
-    """A short repr that never raises (huge ints, deep nesting, broken ``__repr__``)."""
-    try:
-        return _repr.repr(value)
-    except Exception:  # noqa: BLE001
-        return f"<{type(value).__name__}>"
+# check_constant and safe_repr live in .declare (they check a value against an Input); re-exported here
+__all__ = ["PlannedNode", "Validation", "ValidationError", "validate", "check_constant", "safe_repr", "format_errors",
+           "id_key"]
 
 
 def id_key(node_id: str) -> tuple:
@@ -110,73 +97,6 @@ def format_errors(errors: dict) -> str:
             where = f"node {nid} ({entry.get('class_type')})" + (f", input '{name}'" if name else "")
             lines.append(f"  {where}: {e.get('message')}" + (f" - {e['details']}" if e.get("details") else ""))
     return "\n".join(lines)
-
-
-def check_constant(inp: Input, value: Any) -> tuple[Any, tuple[str, str] | None]:
-    """Check a constant for input ``inp``; return ``(normalised_value, None)`` or ``(None, (type, message))``."""
-    t = inp.type
-    if t == "INT":
-        if isinstance(value, bool) or not isinstance(value, int):
-            return None, ("invalid_input_type", f"expected an integer, got {type(value).__name__} {safe_repr(value)}")
-        lo = INT_MIN if inp.min is None else inp.min
-        hi = INT_MAX if inp.max is None else inp.max
-    elif t == "FLOAT":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, ("invalid_input_type", f"expected a number, got {type(value).__name__} {safe_repr(value)}")
-        try:
-            value = float(value)
-        except OverflowError:
-            return None, ("value_not_finite", f"number too large: {safe_repr(value)}")
-        if not math.isfinite(value):
-            return None, ("value_not_finite", f"expected a finite number, got {value}")
-        lo, hi = inp.min, inp.max
-    elif t == "STRING":
-        if not isinstance(value, str):
-            return None, ("invalid_input_type", f"expected a string, got {type(value).__name__} {safe_repr(value)}")
-        return value, None
-    elif t == "BOOLEAN":
-        if not isinstance(value, bool):
-            return None, ("invalid_input_type", f"expected true/false, got {type(value).__name__} {safe_repr(value)}")
-        return value, None
-    elif t == "COMBO":
-        choices = inp.get_choices()
-        if not isinstance(value, (str, int, float)) or value not in choices:
-            return None, ("value_not_in_list", f"{safe_repr(value)} not in {safe_repr(choices)}")
-        return value, None
-    elif t == "*":
-        problem = _json_problem(value)
-        return (None, ("invalid_input_type", problem)) if problem else (value, None)
-    else:
-        return None, ("link_required", f"a {t} input must be linked to a node output, got a constant "
-                                       f"{safe_repr(value)}")
-    if lo is not None and value < lo:
-        return None, ("value_smaller_than_min", f"value {safe_repr(value)} smaller than min of {lo}")
-    if hi is not None and value > hi:
-        return None, ("value_bigger_than_max", f"value {safe_repr(value)} bigger than max of {hi}")
-    return value, None
-
-
-def _json_problem(value: Any) -> str | None:
-    """Why ``value`` is not a plain JSON value of bounded depth (iterative: deep junk cannot overflow)."""
-    stack = [(value, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return f"value nested deeper than {MAX_JSON_DEPTH} levels"
-        if v is None or isinstance(v, (bool, str, float)):
-            continue
-        if isinstance(v, int):
-            if v.bit_length() > 256:
-                return "integer too large"
-        elif isinstance(v, dict):
-            if not all(isinstance(k, str) for k in v):
-                return "object keys must be strings"
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
-        else:
-            return f"not a JSON value: {type(v).__name__}"
-    return None
 
 
 class _Collector:

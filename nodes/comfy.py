@@ -287,27 +287,21 @@ def clear_loaded() -> None:
 
 
 def _keep_key(node: type[Node], kwargs: dict) -> tuple | None:
-    """The LRU key of a kept result: checkpoint path, size, mtime, device, dtype and truncation (BigGAN keeps it
-    on the loaded model) for Load Generator."""
-    if node.name == "LoadGenerator":
-        from .model import model_file, resolve_device
+    """The LRU key of a kept Load Generator result: checkpoint path, size, mtime, device, dtype and truncation
+    (BigGAN keeps it on the loaded model). :data:`KEEP_LOADED` names no other node; any other gets no key."""
+    if node.name != "LoadGenerator":
+        return None
+    from .model import model_file, resolve_device
 
-        try:
-            path = model_file(kwargs["model"])
-            if path is None:
-                return None
-            st = os.stat(path)
-            return (node.name, node.version, os.path.realpath(path), st.st_size, st.st_mtime_ns,
-                    resolve_device(kwargs["device"]), kwargs["dtype"], float(kwargs.get("truncation", 0.4)))
-        except (OSError, ValueError, TypeError, KeyError):
-            return None  # the node itself reports the problem
-    material = _fingerprint_material(node, _constants(node, kwargs))
-    if _is_nan(material):
-        return None
-    try:  # any other node: its constant inputs and its fingerprint (file sizes and mtimes)
-        return (node.name, node.version, json.dumps([kwargs, material], sort_keys=True))
-    except (TypeError, ValueError):
-        return None
+    try:
+        path = model_file(kwargs["model"])
+        if path is None:
+            return None
+        st = os.stat(path)
+        return (node.name, node.version, os.path.realpath(path), st.st_size, st.st_mtime_ns,
+                resolve_device(kwargs["device"]), kwargs["dtype"], float(kwargs.get("truncation", 0.4)))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None  # the node itself reports the problem
 
 
 # -------------------------------------------------------------------------------- what V1 and V3 classes share

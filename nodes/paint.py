@@ -8,10 +8,11 @@ the strokes land in the ``strokes`` input as JSON, so the saved workflow re-runs
 from __future__ import annotations
 
 import base64
+import functools
 import io
 
-from collage_core.collage import paint_class
-from collage_core.strokes import class_colors, paint_strokes, parse_strokes
+from collage_core.collage import ArgumentError, paint_class
+from collage_core.strokes import Stroke, class_colors, paint_strokes, parse_strokes
 from collage_engine import Estimate, Input, Node, NodeOutput, Output, String
 
 from .base import CATEGORY, CLASS_MAP, IMAGE, MASK, InputError, blame, facts_of
@@ -21,6 +22,29 @@ PREVIEW_MAX = 512
 #: the example in the strokes input's description
 EXAMPLE = '[{"class": "cat", "size": 0.2, "softness": 0.3, "strength": 1.0, "erase": false, "points": [[0.4, 0.4], ' \
           '[0.6, 0.45]]}]'
+
+
+#: how many strokes texts keep their parse: a run validates, estimates and runs each Paint Class Map on the same text
+PARSES_KEPT = 4
+
+
+@functools.lru_cache(maxsize=PARSES_KEPT)
+def _parse_once(text: str) -> tuple[tuple[Stroke, ...], str | None]:
+    """``(strokes, None)`` for a strokes JSON text, or ``((), why not)``; kept for the last few texts (strokes are
+    frozen, so sharing them is safe)."""
+    try:
+        return tuple(parse_strokes(text)), None
+    except ValueError as e:
+        return (), str(e)
+
+
+def strokes_of(text: str) -> tuple[Stroke, ...]:
+    """The strokes of a JSON text, parsed once for validation, estimate and run; ``ArgumentError`` naming
+    ``strokes`` when it holds none."""
+    parsed, problem = _parse_once(text)
+    if problem is not None:
+        raise ArgumentError("strokes", problem)
+    return parsed
 
 
 def preview_data_url(image) -> str:
@@ -127,7 +151,7 @@ class PaintClassMap(Node):
     def validate(self, strokes=None, **_):
         if isinstance(strokes, str):
             try:
-                parse_strokes(strokes)
+                strokes_of(strokes)
             except ValueError as e:
                 return [("strokes", str(e))]
         return None
@@ -138,9 +162,9 @@ class PaintClassMap(Node):
             return None
         if isinstance(strokes, str):
             try:
-                parsed = parse_strokes(strokes)
+                parsed = strokes_of(strokes)
             except ValueError:
-                parsed = []  # reported by validate
+                parsed = ()  # reported by validate
             for i, s in enumerate(parsed):
                 if not s.erase:
                     try:
@@ -153,7 +177,7 @@ class PaintClassMap(Node):
 
     def run(self, ctx, class_map, strokes, background=None, mask=None, mask_class="cat"):
         with blame("strokes"):
-            parsed = parse_strokes(strokes)
+            parsed = strokes_of(strokes) if isinstance(strokes, str) else parse_strokes(strokes)
         if mask is not None:
             with blame("mask", "class_name"):
                 try:

@@ -115,6 +115,18 @@ def test_bad_strokes_are_reported_before_running_naming_the_input(strokes, match
     assert not res.ok and not (tmp_path / "paint_collage").exists()
 
 
+def test_the_strokes_text_is_parsed_once_per_run(tmp_path, monkeypatch):
+    from collage_nodes import paint
+
+    calls = []
+    real = paint.parse_strokes
+    monkeypatch.setattr(paint, "parse_strokes", lambda *a, **kw: calls.append(a) or real(*a, **kw))
+    strokes = [{"class": "cat", "size": 0.271828, "points": [[0.25, 0.5], [0.75, 0.5]]}]  # a text no other test has
+    res = collage_nodes.engine().run(_workflow(tmp_path, strokes))
+    assert res.ok, res.error
+    assert PAINT in res.executed and len(calls) == 1  # validate, estimate and run share one parse
+
+
 def test_a_new_stroke_re_runs_only_the_painter_and_what_is_below(tmp_path):
     wf = _workflow(tmp_path)
     engine = collage_nodes.engine()
