@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from collage_core.poisson import poisson_composite, poisson_composite_reference  # noqa: E402
+from collage_core.poisson import poisson_composite  # noqa: E402
+from collage_core.poisson_reference import poisson_composite_reference  # noqa: E402
 
 
 def textured(n: int, seed: int) -> np.ndarray:

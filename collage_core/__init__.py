@@ -19,10 +19,11 @@ from .checkpoints import (
                           save_discriminator,
                           save_generator,
 )
+from .conditional import resize_map
 from .config import DiscriminatorConfig, GeneratorConfig
 from .discriminator import Discriminator
 from .encoder import Encoder, load_encoder
-from .generator import Generator, resize_map
+from .generator import Generator
 from .models import list_embedded_models
 from .scbn import ClassCondition, MapCondition, VectorCondition
 

@@ -24,9 +24,11 @@ plain lerp. We reproduce this exactly (same float64 ``modf`` of the same quotien
 :attr:`BigGANGenerator.truncation` (0.4). ``t`` does not touch ``z``: the reference's recipe draws
 ``z = t * truncnorm(-2, 2)`` (see :func:`collage_core.latents.sample_z` with ``scale=t``).
 
-**Feature blending.** As for SNGAN: input streams run side by side with the generated stream and are mixed at blend
-points (0 = the head, b = block b's output). BigGAN's BNs also read ``z``: every input stream uses its own latent,
-and the generated stream uses ``zs[0]`` (the source) for the ``z`` part of its BN conditions.
+**Feature blending.** As for SNGAN, by the one stream runner of :mod:`collage_core.blending`: input streams run
+side by side with the generated stream and are mixed at blend points (0 = the head, b = block b's output). BigGAN's
+BNs also read ``z``: every input stream uses its own latent, and the generated stream uses ``zs[0]`` (the source)
+for the ``z`` part of its BN conditions. :meth:`synthesize`'s arguments are checked by the base class shared with
+SNGAN, :class:`collage_core.conditional.ConditionalGenerator`.
 
 Weights are stored with spectral normalisation folded in (``W / sigma`` with the reference's stored ``u``, ``v``),
 ``gen_z``'s rows reordered to channel-first, ``conv_to_rgb`` cut to the 3 output channels the reference keeps, and
@@ -45,7 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generator import ArrayLike, Generator, stream_schedule
+from .blending import run_streams
+from .conditional import ArrayLike, ConditionalGenerator
 from .layers import Conv2d, conv2d
 from .scbn import ClassCondition, Condition, MapCondition, VectorCondition
 
@@ -285,7 +288,7 @@ class SelfAttention(nn.Module):
         return x + self.gamma * o
 
 
-class BigGANGenerator(nn.Module):
+class BigGANGenerator(ConditionalGenerator):
     """BigGAN-deep with sCBN and feature blending; see the module docstring and :meth:`synthesize`."""
 
     family = FAMILY
@@ -326,19 +329,13 @@ class BigGANGenerator(nn.Module):
         self.truncation = DEFAULT_TRUNCATION
 
     # ------------------------------------------------------------------------------ the SNGAN family's API
-    device = property(lambda self: self.head_b.device)
-    dtype = property(lambda self: self.head_b.dtype)
-    resolution = property(lambda self: self.config.resolution)
-    class_index = Generator.class_index
-    _prepare = Generator._prepare
-    _latent = Generator._latent
-    _broadcast = staticmethod(Generator._broadcast)
-    _class_condition = Generator._class_condition
-    _conditions = Generator._conditions
-    _maps = Generator._maps
-    _dominant = Generator._dominant
-    _blends = Generator._blends
-    _blend = staticmethod(Generator._blend)
+    @property
+    def device(self) -> torch.device:
+        return self.head_b.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.head_b.dtype
 
     def synthesize(self, z: ArrayLike | None = None, classes: ArrayLike | int | str | None = None,
                    class_maps: ArrayLike | Sequence[ArrayLike] | None = None, *,
@@ -373,36 +370,26 @@ class BigGANGenerator(nn.Module):
         (``config.n_map_layers``), blends as :meth:`collage_core.Generator.forward`."""
         cfg = self.config
         n_in, batch = len(zs), zs[0].shape[0]
-        nb = cfg.n_blend_layers
-        blends, used_at, last_use, active = stream_schedule(blends, n_in, nb)
-
         z_all = torch.stack(list(zs), 0)  # (n_in, N, z)
         a_z = torch.matmul(z_all, self.bn_wz.view(-1, cfg.z_dim).t()).view(n_in, batch, 2, -1)  # BN z parts
         emb = self._embeddings(conds)
-        x = self._head(z_all[active], conds[0], emb) if active else None
-        h_in: torch.Tensor = x if x is not None else z_all.new_zeros(0, 16 * cfg.channel_width, 4, 4)
-        gen: torch.Tensor | None = None
         means = _interp(self.bn_means.float(), truncation).to(self.dtype)
         rstd = torch.rsqrt(_interp(self.bn_vars.float(), truncation) + cfg.eps).to(self.dtype)
-        for b in range(nb):
-            if b > 0:
-                k = b - 1
-                x = h_in if gen is None else (gen if h_in.shape[0] == 0 else torch.cat([h_in, gen], 0))
-                order = active + ([0] if gen is not None else [])
-                if k == cfg.attention_layer_position and self.attention is not None:
-                    x = self.attention(x)
-                az = a_z[order] if order != list(range(n_in)) else a_z
-                bns = [self._affine(4 * k + 1 + j, conds[4 * k + 1 + j], emb, az, means, rstd) for j in range(4)]
-                x = self.blocks[k](x, bns)
-                h_in, gen = (x[:-batch], x[-batch:]) if gen is not None else (x, None)
-            gen = self._blend(b, blends[b], used_at[b], active, h_in, gen, batch, n_in)
-            if record is not None:
-                record["head" if b == 0 else f"block{b - 1}"] = gen
-            keep = [i for i, s in enumerate(active) if last_use[s] > b]
-            if len(keep) != len(active):
-                h_in = torch.cat([h_in[i * batch:(i + 1) * batch] for i in keep], 0) if keep else h_in[:0]
-                active = [active[i] for i in keep]
-        assert gen is not None
+
+        def head(active: list[int]) -> torch.Tensor:
+            if not active:
+                return z_all.new_zeros(0, 16 * cfg.channel_width, 4, 4)
+            return self._head(z_all[active], conds[0], emb)
+
+        def step(k: int, x: torch.Tensor, latents: list[int]) -> torch.Tensor:
+            if k == cfg.attention_layer_position and self.attention is not None:
+                x = self.attention(x)
+            az = a_z[latents] if latents != list(range(n_in)) else a_z
+            bns = [self._affine(4 * k + 1 + j, conds[4 * k + 1 + j], emb, az, means, rstd) for j in range(4)]
+            return self.blocks[k](x, bns)
+
+        names = ["head"] + [f"block{k}" for k in range(cfg.n_blocks)]
+        gen = run_streams(head, step, n_in, batch, blends, cfg.n_blend_layers, record, names)
         h = F.batch_norm(gen, _interp(self.out_bn_means.float(), truncation).to(gen.dtype),
                          _interp(self.out_bn_vars.float(), truncation).to(gen.dtype), self.out_bn_weight,
                          self.out_bn_bias, False, 0.0, cfg.eps)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .biggan import BigGANConfig, BigGANGenerator
-from .checkpoints import CheckpointError, load_state, save_generator
+from .checkpoint_format import CheckpointError, load_state, save_generator
 
 _S3 = "https://s3.amazonaws.com/models.huggingface.co/biggan"
 #: the reference package's published files: name -> (weights URL, config URL)

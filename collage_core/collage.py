@@ -13,7 +13,7 @@ row-major order, one row per latent) and calls :meth:`Generator.synthesize` - no
 
 Painting follows :func:`collage_core.maps.class_map_from_regions` exactly (``w <- w (1 - s m) + s m onehot(class)``,
 so weights stay >= 0 and sum to one, later regions win), and one feature blend equals
-:func:`collage_core.maps.transplant_blends`; several blends composite in order, each over the result of the last.
+:func:`collage_core.blending.transplant_blends`; several blends composite in order, each over the result of the last.
 """
 
 from __future__ import annotations
@@ -335,7 +335,7 @@ def blend_weights(blend: FeatureBlendSpec, stream_of: Sequence[int], n_streams: 
 
     At point 0 the generated stream starts as the source; at a later point as itself. Each entry touching the point
     then composites over it in order: ``w <- w (1 - a m) + a m onehot(reference)``. A single entry gives exactly
-    :func:`collage_core.maps.transplant_blends`.
+    :func:`collage_core.blending.transplant_blends`.
     """
     out: list[torch.Tensor | None] = []
     for b, size in enumerate(blend.sizes):

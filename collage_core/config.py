@@ -172,10 +172,6 @@ class DiscriminatorConfig:
         return self.blocks[-1].out_channels
 
     @property
-    def feature_size(self) -> int:
-        return self.resolution // 2 ** sum(1 for b in self.blocks if b.downsample or b.optimized)
-
-    @property
     def last_linear_name(self) -> str:
         return f"l{len(self.blocks) + 1}"
 

@@ -163,19 +163,19 @@ class Encoder(nn.Module):
 def save_encoder(E: Encoder, path: str | os.PathLike, provenance: dict[str, Any] | None = None,
                  dtype: torch.dtype | None = None) -> Path:
     """Write ``E`` as a native ``.safetensors`` file (config, class names, provenance in the header)."""
-    from .checkpoints import FORMAT_VERSION, _save
+    from .checkpoint_format import FORMAT_VERSION, write_native
 
     info = {"kind": "encoder", "format_version": FORMAT_VERSION, "config": E.config.to_dict(),
             "class_names": list(E.class_names), "provenance": dict(provenance or E.provenance or {})}
-    return _save(E, path, info, dtype)
+    return write_native(E, path, info, dtype)
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu",
                  dtype: torch.dtype | str | None = None) -> Encoder:
     """An encoder from a native ``.safetensors`` file or an embedded model name (eval mode, no gradients)."""
-    from .checkpoints import CheckpointError, _finish, _resolve, load_state, read_native
+    from .checkpoint_format import CheckpointError, finish_loading, load_state, read_native, resolve_checkpoint
 
-    path = _resolve(path, "encoder")
+    path = resolve_checkpoint(path, "encoder")
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path}: encoders are .safetensors files written by `neural-collage train-encoder`")
     tensors, info = read_native(path)
@@ -188,4 +188,4 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu",
     E = Encoder(cfg, class_names=info.get("class_names"))
     load_state(E, tensors, str(path))
     E.provenance = dict(info.get("provenance") or {})
-    return _finish(E, device, dtype)
+    return finish_loading(E, device, dtype)

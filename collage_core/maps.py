@@ -1,43 +1,25 @@
-"""Building class maps (sCBN) and blend maps (feature blending) from masks.
+"""Building class maps (sCBN) from masks.
 
 Conventions: masks are float arrays in [0, 1], shape (H, W) or (N, H, W). A *class map* gives per-pixel class
 weights; :class:`ClassMap` keeps only the classes in use, channel-first, at one resolution, and the generator
-resizes it to every sCBN layer. *Blend maps* follow the original layout ``blends[point] (N, H, W, S+1)``.
+resizes it to every sCBN layer. Blend maps (feature blending) are built in :mod:`collage_core.blending`;
+:func:`transplant_blends` and :func:`resize_mask` (:mod:`collage_core.masks`) stay importable from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
+from .blending import transplant_blends
+from .masks import resize_mask
 from .scbn import MapCondition
 
-
-def resize_mask(mask: np.ndarray | torch.Tensor, size: int | tuple[int, int], method: str = "bicubic") -> np.ndarray:
-    """Resize a mask (H, W) with PIL, like the original scripts: ``np.array(img.resize((s, s), BICUBIC)) / 255``.
-
-    uint8 masks are resized as 8-bit images (the original's exact numbers); float masks in [0, 1] as 32-bit
-    float images. Returns float32 in [0, 1] (bicubic overshoot is clipped for float input).
-    """
-    if isinstance(mask, torch.Tensor):
-        mask = mask.detach().cpu().numpy()
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ValueError(f"mask has shape {mask.shape}; expected (H, W)")
-    w, h = (size, size) if isinstance(size, int) else (size[1], size[0])
-    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST,
-                "box": Image.BOX, "lanczos": Image.LANCZOS}.get(method)
-    if resample is None:
-        raise ValueError(f"unknown resize method {method!r}")
-    if mask.dtype == np.uint8:
-        return np.asarray(Image.fromarray(mask, "L").resize((w, h), resample), np.float32) / 255.0
-    img = Image.fromarray(mask.astype(np.float32), "F").resize((w, h), resample)
-    return np.clip(np.asarray(img, np.float32), 0.0, 1.0)
+__all__ = ["ClassMap", "class_map_from_regions", "onehot_maps", "resize_mask", "transplant_blends"]
 
 
 @dataclass(frozen=True)
@@ -117,42 +99,4 @@ def onehot_maps(classes: Sequence[int] | np.ndarray, n_classes: int, sizes: Sequ
         m = np.zeros((len(ids), s, s, n_classes), np.float32)
         m[np.arange(len(ids)), :, :, ids] = 1.0
         out.append(m)
-    return out
-
-
-def transplant_blends(mask: np.ndarray | torch.Tensor, strengths: Mapping[int, float], sizes: Sequence[int],
-                      resize: str = "bilinear") -> list[np.ndarray | None]:
-    """Blend maps moving a reference latent's features into a source latent under ``mask``.
-
-    Streams are [source, reference, generated] as in the original's feature-blending demo. At point 0 the
-    generated stream is ``(1 - a m) * source + a m * reference``; at a later point b it becomes
-    ``(1 - a_b m) * generated + a_b m * reference``, with ``a_b = strengths.get(b, 0)``. Points without a
-    strength are left out (None), except point 0, which always starts the generated stream from the source.
-    ``mask`` is (H, W) or (N, H, W) in [0, 1].
-    """
-    m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask, np.float32)
-    if m.ndim == 2:
-        m = m[None]
-    if m.ndim != 3:
-        raise ValueError(f"mask has shape {m.shape}; expected (H, W) or (N, H, W)")
-    for b, a in strengths.items():
-        if not 0 <= int(b) < len(sizes):
-            raise ValueError(f"blend point {b} out of range 0..{len(sizes) - 1}")
-        if not np.isfinite(a):
-            raise ValueError(f"strength of blend point {b} is not finite")
-    out: list[np.ndarray | None] = []
-    for b, s in enumerate(sizes):
-        a = float(strengths.get(b, 0.0))
-        if b > 0 and b not in strengths:
-            out.append(None)
-            continue
-        mr = np.stack([resize_mask(mi.astype(np.float32), s, "bilinear" if resize == "bilinear" else resize)
-                       for mi in m])
-        w = np.zeros((m.shape[0], s, s, 3), np.float32)
-        w[..., 1] = a * mr
-        if b == 0:
-            w[..., 0] = 1.0 - w[..., 1]
-        else:
-            w[..., 2] = 1.0 - w[..., 1]
-        out.append(w)
     return out

@@ -13,11 +13,32 @@ import os
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from .maps import resize_mask
+from PIL import Image
 
 #: slack allowed outside [0, 1] before a mask is rejected (rounding of upstream maths); values are then clipped
 RANGE_TOLERANCE = 1e-4
+
+
+def resize_mask(mask: np.ndarray | torch.Tensor, size: int | tuple[int, int], method: str = "bicubic") -> np.ndarray:
+    """Resize a mask (H, W) with PIL, like the original scripts: ``np.array(img.resize((s, s), BICUBIC)) / 255``.
+
+    uint8 masks are resized as 8-bit images (the original's exact numbers); float masks in [0, 1] as 32-bit
+    float images. Returns float32 in [0, 1] (bicubic overshoot is clipped for float input).
+    """
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask has shape {mask.shape}; expected (H, W)")
+    w, h = (size, size) if isinstance(size, int) else (size[1], size[0])
+    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST,
+                "box": Image.BOX, "lanczos": Image.LANCZOS}.get(method)
+    if resample is None:
+        raise ValueError(f"unknown resize method {method!r}")
+    if mask.dtype == np.uint8:
+        return np.asarray(Image.fromarray(mask, "L").resize((w, h), resample), np.float32) / 255.0
+    img = Image.fromarray(mask.astype(np.float32), "F").resize((w, h), resample)
+    return np.clip(np.asarray(img, np.float32), 0.0, 1.0)
 
 
 def as_mask_batch(mask: torch.Tensor | np.ndarray, what: str = "mask") -> torch.Tensor:
@@ -42,7 +63,7 @@ def as_mask_batch(mask: torch.Tensor | np.ndarray, what: str = "mask") -> torch.
 
 
 def resize_masks(mask: torch.Tensor, size: int | tuple[int, int], method: str = "bilinear") -> torch.Tensor:
-    """Resize every mask of a ``(B, H, W)`` batch to ``size`` with :func:`collage_core.maps.resize_mask` (PIL, float);
+    """Resize every mask of a ``(B, H, W)`` batch to ``size`` with :func:`resize_mask` (PIL, float);
     a batch already of that size is returned unchanged."""
     h, w = (size, size) if isinstance(size, int) else size
     if tuple(mask.shape[-2:]) == (h, w):

@@ -24,7 +24,7 @@ from .discriminator import Discriminator
 from .generator import Generator
 
 if TYPE_CHECKING:
-    from .encoder import Encoder
+    from .encoder import Encoder, Encoding
 
 
 def image_to_model_range(u8: torch.Tensor) -> torch.Tensor:
@@ -161,57 +161,19 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
     Adam is Chainer's (alpha=lr, eps outside the bias correction), so a single start from ``z_init`` reproduces
     the original's trajectory.
     """
-    if target.dim() == 3:
-        target = target[None]
-    R = G.resolution
-    if target.dim() != 4 or target.shape[0] != 1 or target.shape[1] != 3 or tuple(target.shape[-2:]) != (R, R):
-        raise ValueError(f"target has shape {tuple(target.shape)}; expected (1, 3, {R}, {R}) in [-1, 1]")
-    if not torch.isfinite(target).all():
-        raise ValueError("target contains NaN or infinite values")
-    if steps < 1 or restarts < 1:
-        raise ValueError("steps and restarts must be at least 1")
-    if init_samples < 0:
-        raise ValueError(f"init_samples must be at least 0, got {init_samples}")
-    target = target.to(G.device, G.dtype)
+    target = _checked_target(G, target, steps, restarts, init_samples)
     encoding = None
     if encoder is not None:
         encoder.check_fits(G)
         encoding = encoder.encode(target)
-    if class_id is None:
-        if encoding is not None and top_k_classes:
-            classes = encoding.top_classes(top_k_classes)[0]
-        elif D is None or not top_k_classes:
-            raise ValueError("give class_id, or a discriminator (or encoder) and top_k_classes to search classes")
-        else:
-            classes = rank_classes(D, target, top_k_classes)
-    else:
-        classes = [int(class_id)] if isinstance(class_id, (int, np.integer)) else [int(c) for c in class_id]
-    for c in classes:
-        G.class_index(c)  # range check with a clear message
+    classes = _candidate_classes(G, D, target, class_id, encoding, top_k_classes)
     cands = [(r, c) for c in classes for r in range(restarts)]
-    n = len(cands)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    z0 = torch.randn(n, G.config.dim_z, generator=gen)
-    if getattr(G, "truncation", None) is not None:  # BigGAN: its latents are psi * (truncated) normal
-        z0 = z0.clamp(-2, 2) * float(G.truncation)
     tfeat = None
     if D is not None:
         with torch.no_grad():
             tfeat = D.feature_vector(target)
-    first_random = 1 if encoding is not None else 0
-    if init_samples > 0 and restarts > first_random:
-        z0 = _screened_starts(G, D, target, tfeat, pixel_weight, classes, restarts, first_random, init_samples,
-                              gen, z0)
-    if encoding is not None:
-        for i, (r, _) in enumerate(cands):
-            if r == 0:
-                z0[i] = encoding.z[0].to(z0.dtype).cpu()
-    if z_init is not None:
-        zi = torch.as_tensor(z_init, dtype=torch.float32).reshape(-1, G.config.dim_z)
-        z0[: len(zi)] = zi[:n] if len(zi) <= n else zi[:n]
-        for i in range(len(zi), n):  # a given start is used for the first restart of every class
-            if cands[i][0] == 0:
-                z0[i] = zi[0]
+    z0 = _starting_latents(G, D, target, tfeat, pixel_weight, classes, cands, restarts, seed, encoding,
+                           init_samples, z_init)
     z_start = z0.float().clone() if record_z else None
     z = z0.to(G.device, G.dtype).requires_grad_(True)
     y = torch.tensor([c for _, c in cands], device=G.device)
@@ -253,6 +215,69 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
                             candidates=cands, stopped_early=stopped_early,
                             z_trajectory=np.stack(traj) if record_z else None,
                             z_start=z_start.numpy() if z_start is not None else None)
+
+
+def _checked_target(G: Generator, target: torch.Tensor, steps: int, restarts: int, init_samples: int
+                    ) -> torch.Tensor:
+    """``target`` as (1, 3, R, R) on ``G``'s device and dtype, after checking it and the step counts."""
+    if target.dim() == 3:
+        target = target[None]
+    R = G.resolution
+    if target.dim() != 4 or target.shape[0] != 1 or target.shape[1] != 3 or tuple(target.shape[-2:]) != (R, R):
+        raise ValueError(f"target has shape {tuple(target.shape)}; expected (1, 3, {R}, {R}) in [-1, 1]")
+    if not torch.isfinite(target).all():
+        raise ValueError("target contains NaN or infinite values")
+    if steps < 1 or restarts < 1:
+        raise ValueError("steps and restarts must be at least 1")
+    if init_samples < 0:
+        raise ValueError(f"init_samples must be at least 0, got {init_samples}")
+    return target.to(G.device, G.dtype)
+
+
+def _candidate_classes(G: Generator, D: Discriminator | None, target: torch.Tensor,
+                       class_id: int | Sequence[int] | None, encoding: Encoding | None,
+                       top_k_classes: int | None) -> list[int]:
+    """The classes to project into: the given ones, else the encoder's or ``D``'s top ``top_k_classes``."""
+    if class_id is None:
+        if encoding is not None and top_k_classes:
+            classes = encoding.top_classes(top_k_classes)[0]
+        elif D is None or not top_k_classes:
+            raise ValueError("give class_id, or a discriminator (or encoder) and top_k_classes to search classes")
+        else:
+            classes = rank_classes(D, target, top_k_classes)
+    else:
+        classes = [int(class_id)] if isinstance(class_id, (int, np.integer)) else [int(c) for c in class_id]
+    for c in classes:
+        G.class_index(c)  # range check with a clear message
+    return classes
+
+
+def _starting_latents(G: Generator, D: Discriminator | None, target: torch.Tensor, tfeat: torch.Tensor | None,
+                      pixel_weight: float, classes: list[int], cands: list[tuple[int, int]], restarts: int,
+                      seed: int, encoding: Encoding | None, init_samples: int,
+                      z_init: torch.Tensor | None) -> torch.Tensor:
+    """One start per candidate (restart, class), (n, dim_z) on the CPU: random (screened by ``init_samples``), the
+    encoder's ``E(target)`` for the first restart of every class, then ``z_init`` over the first ones."""
+    n = len(cands)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    z0 = torch.randn(n, G.config.dim_z, generator=gen)
+    if getattr(G, "truncation", None) is not None:  # BigGAN: its latents are psi * (truncated) normal
+        z0 = z0.clamp(-2, 2) * float(G.truncation)
+    first_random = 1 if encoding is not None else 0
+    if init_samples > 0 and restarts > first_random:
+        z0 = _screened_starts(G, D, target, tfeat, pixel_weight, classes, restarts, first_random, init_samples,
+                              gen, z0)
+    if encoding is not None:
+        for i, (r, _) in enumerate(cands):
+            if r == 0:
+                z0[i] = encoding.z[0].to(z0.dtype).cpu()
+    if z_init is not None:
+        zi = torch.as_tensor(z_init, dtype=torch.float32).reshape(-1, G.config.dim_z)
+        z0[: len(zi)] = zi[:n] if len(zi) <= n else zi[:n]
+        for i in range(len(zi), n):  # a given start is used for the first restart of every class
+            if cands[i][0] == 0:
+                z0[i] = zi[0]
+    return z0
 
 
 @torch.no_grad()

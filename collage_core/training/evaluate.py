@@ -229,53 +229,15 @@ def evaluate(G: Generator, data_root: str | Path, out_dir: str | Path | None = N
     # sCBN translation: the whole map (every layer) set to another class, through the map path
     shift = torch.randint(1, K, (len(y),), generator=gen, device=dev)
     target = (y + shift) % K
-    xt = []
-    for i in range(0, len(z), 64):
-        # per-sample one-hot maps over the target classes present in the chunk
-        tgt = target[i:i + 64]
-        classes = tuple(int(c) for c in torch.unique(tgt))
-        w = torch.stack([(tgt == c).float() for c in classes], 1)[:, :, None, None].expand(-1, -1, 4, 4)
-        cm = ClassMap(w.contiguous(), classes)
-        xt.append(G.synthesize(z[i:i + 64], class_maps=cm))
-    xt = torch.cat(xt)
+    xt = _translated(G, z, target)
     t_acc = float((_predict(clf, xt)[0].argmax(1) == target).float().mean())
 
     # locality: left half of the map -> another class, right half keeps the sample's class
-    half = torch.zeros(len(y), 2, R, R, device=dev)
-    half[:, 0, :, : R // 2] = 1
-    half[:, 1, :, R // 2:] = 1
-    ratios_in, ratios_out = [], []
-    for i in range(0, len(z), 64):
-        sl = slice(i, i + 64)
-        src, tgt = y[sl], target[sl]
-        maps = []
-        for j in range(len(src)):
-            w = torch.zeros(1, K, R, R, device=dev)
-            w[0, tgt[j]] += half[j, 0]
-            w[0, src[j]] += half[j, 1]
-            maps.append(w)
-        w = torch.cat(maps)
-        used = tuple(int(c) for c in torch.unique(torch.cat([src, tgt])))
-        cm = ClassMap(w[:, list(used)].contiguous(), used)
-        xl = G.synthesize(z[sl], class_maps=cm)
-        diff = (xl - x[sl]).abs().mean(1)  # (n, R, R)
-        ratios_in.append(diff[:, :, : R // 2].mean(dim=(1, 2)))
-        ratios_out.append(diff[:, :, R // 2:].mean(dim=(1, 2)))
-    inside, outside = torch.cat(ratios_in).mean().item(), torch.cat(ratios_out).mean().item()
+    inside, outside = _half_map_change(G, z, x, y, target, K)
     locality = inside / max(outside, 1e-12)
 
     # diversity
-    div_s, div_r, fdiv_s, fdiv_r = [], [], [], []
-    for k in range(K):
-        real_k = data.images[data.labels == k]
-        if len(real_k) < 2:
-            continue
-        div_s.append(_mean_pairwise(x[y == k]))
-        div_r.append(_mean_pairwise(real_k))
-        fs = F.normalize(feats[y == k], dim=1)
-        fr = F.normalize(real_feats[data.labels == k], dim=1)
-        fdiv_s.append(_mean_pairwise(fs))
-        fdiv_r.append(_mean_pairwise(fr))
+    div_s, div_r, fdiv_s, fdiv_r = _within_class_spreads(data, x, y, feats, real_feats)
     diversity = _ratio(np.mean(div_s), np.mean(div_r))
     fdiversity = _ratio(np.mean(fdiv_s), np.mean(fdiv_r))
 
@@ -296,6 +258,65 @@ def evaluate(G: Generator, data_root: str | Path, out_dir: str | Path | None = N
     if out_dir is not None:
         _write_outputs(G, report, x, y, z, target, K, Path(out_dir))
     return report
+
+
+def _translated(G: Generator, z: torch.Tensor, target: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """``G(z)`` with the whole class map (every layer) set to ``target``, through the sCBN map path."""
+    xt = []
+    for i in range(0, len(z), batch):
+        # per-sample one-hot maps over the target classes present in the chunk
+        tgt = target[i:i + batch]
+        classes = tuple(int(c) for c in torch.unique(tgt))
+        w = torch.stack([(tgt == c).float() for c in classes], 1)[:, :, None, None].expand(-1, -1, 4, 4)
+        cm = ClassMap(w.contiguous(), classes)
+        xt.append(G.synthesize(z[i:i + batch], class_maps=cm))
+    return torch.cat(xt)
+
+
+def _half_map_change(G: Generator, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor, K: int,
+                     batch: int = 64) -> tuple[float, float]:
+    """Mean absolute change of ``x = G(z, y)`` in the left and the right half when the left half of the class map
+    is set to ``target`` and the right half keeps ``y`` (locality of sCBN)."""
+    dev, R = x.device, x.shape[-1]
+    half = torch.zeros(len(y), 2, R, R, device=dev)
+    half[:, 0, :, : R // 2] = 1
+    half[:, 1, :, R // 2:] = 1
+    ratios_in, ratios_out = [], []
+    for i in range(0, len(z), batch):
+        sl = slice(i, i + batch)
+        src, tgt = y[sl], target[sl]
+        maps = []
+        for j in range(len(src)):
+            w = torch.zeros(1, K, R, R, device=dev)
+            w[0, tgt[j]] += half[j, 0]
+            w[0, src[j]] += half[j, 1]
+            maps.append(w)
+        w = torch.cat(maps)
+        used = tuple(int(c) for c in torch.unique(torch.cat([src, tgt])))
+        cm = ClassMap(w[:, list(used)].contiguous(), used)
+        xl = G.synthesize(z[sl], class_maps=cm)
+        diff = (xl - x[sl]).abs().mean(1)  # (n, R, R)
+        ratios_in.append(diff[:, :, : R // 2].mean(dim=(1, 2)))
+        ratios_out.append(diff[:, :, R // 2:].mean(dim=(1, 2)))
+    return torch.cat(ratios_in).mean().item(), torch.cat(ratios_out).mean().item()
+
+
+def _within_class_spreads(data: ImageDataset, x: torch.Tensor, y: torch.Tensor, feats: torch.Tensor,
+                          real_feats: torch.Tensor) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Per class (with at least two real pictures): the mean pairwise distance of the samples and of the real
+    pictures, in pixels and in normalised classifier features."""
+    div_s, div_r, fdiv_s, fdiv_r = [], [], [], []
+    for k in range(data.n_classes):
+        real_k = data.images[data.labels == k]
+        if len(real_k) < 2:
+            continue
+        div_s.append(_mean_pairwise(x[y == k]))
+        div_r.append(_mean_pairwise(real_k))
+        fs = F.normalize(feats[y == k], dim=1)
+        fr = F.normalize(real_feats[data.labels == k], dim=1)
+        fdiv_s.append(_mean_pairwise(fs))
+        fdiv_r.append(_mean_pairwise(fr))
+    return div_s, div_r, fdiv_s, fdiv_r
 
 
 def _ratio(a: float, b: float) -> float:
