@@ -36,7 +36,10 @@ from .common import (
     add_threads_flag,
     add_workflow_args,
     apply_threads,
+    error_lines,
     failure_text,
+    invalid_heading,
+    node_label,
     prepare,
     workflow_file,
 )
@@ -245,32 +248,10 @@ def _add_nodes(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_nodes)
 
 
-def _where(nid: object, class_type: object, titles: dict) -> str:
-    title = titles.get(nid)
-    return f"node {nid} ({class_type}{f' {title!r}' if title and title != class_type else ''})"
-
-
 def _print_invalid(errors: dict, titles: dict, path: str) -> None:
-    top = errors.get("error") or {}
-    node_errors = errors.get("node_errors") or {}
-    n = sum(len(e.get("errors", [])) for e in node_errors.values())
-    head = f"{path}: invalid workflow"
-    if node_errors:
-        head += f" ({n} error{'s' * (n != 1)} in {len(node_errors)} node{'s' * (len(node_errors) != 1)})"
-    elif top:
-        head += f": {top.get('message')}" + (f" - {top['details']}" if top.get("details") else "")
-    print(head, file=sys.stderr)
-    from collage_engine.validate import id_key
-
-    for nid, entry in sorted(node_errors.items(), key=lambda kv: id_key(str(kv[0]))):
-        for e in entry.get("errors", []):
-            name = (e.get("extra_info") or {}).get("input_name")
-            msg = e.get("message", "")
-            details = e.get("details")
-            if details and details != msg and details != name:
-                msg += f" - {details}"
-            where = _where(nid, entry.get("class_type"), titles) + (f", input '{name}'" if name else "")
-            print(f"  {where}: {msg}", file=sys.stderr)
+    print(f"{path}: {invalid_heading(errors)}", file=sys.stderr)
+    for line in error_lines(errors, titles):
+        print(f"  {line}", file=sys.stderr)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -322,7 +303,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 130
     if res.status == "error":
         e = res.error or {}
-        print(f"error: {_where(e.get('node_id'), e.get('node_type'), titles)} failed: {failure_text(e)}",
+        print(f"error: {node_label(e.get('node_id'), e.get('node_type'), titles)} failed: {failure_text(e)}",
               file=sys.stderr)
         if args.verbose:
             print("".join(e.get("traceback") or []), file=sys.stderr)

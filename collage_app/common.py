@@ -13,7 +13,7 @@ from .errors import EXIT_INVALID, EXIT_USER_ERROR, InvalidWorkflow, UserError
 
 __all__ = ["EXIT_USER_ERROR", "EXIT_INVALID", "UserError", "InvalidWorkflow", "add_memory_flag", "parse_memory",
            "add_threads_flag", "apply_threads", "add_device_flag", "add_workflow_args", "workflow_file", "prepare",
-           "failure_text"]
+           "node_label", "invalid_heading", "error_lines", "failure_text"]
 
 
 
@@ -124,6 +124,43 @@ def prepare(workflow: str, sets=(), out: str | None = None, device: str | None =
     titles = {nid: n["_meta"]["title"] for nid, n in api.items() if isinstance(n, dict) and isinstance(
         n.get("_meta"), dict) and isinstance(n["_meta"].get("title"), str)} if isinstance(api, dict) else {}
     return reg, api, ui, titles
+
+
+def node_label(nid: object, class_type: object, titles: dict | None = None) -> str:
+    """``node 8 (PaintClass 'Paint cat')``: a node as every message names it (its title when it has its own)."""
+    title = (titles or {}).get(nid)
+    return f"node {nid} ({class_type}{f' {title!r}' if title and title != class_type else ''})"
+
+
+def invalid_heading(errors: dict) -> str:
+    """The first line about a validation result (``{"error", "node_errors"}``): how many problems in how many
+    nodes, or the workflow-wide problem when no node has one."""
+    top = errors.get("error") or {}
+    node_errors = errors.get("node_errors") or {}
+    n = sum(len(e.get("errors", [])) for e in node_errors.values())
+    if node_errors:
+        return f"invalid workflow ({n} error{'s' * (n != 1)} in {len(node_errors)} node{'s' * (len(node_errors) != 1)})"
+    if top:
+        return f"invalid workflow: {top.get('message')}" + (f" - {top['details']}" if top.get("details") else "")
+    return "invalid workflow"
+
+
+def error_lines(errors: dict, titles: dict | None = None) -> list[str]:
+    """One line per node problem of a validation result, in node-id order: ``node 8 (PaintClass), input
+    'strength': value 3.0 bigger than max 2.0`` (details that repeat the message or the input name left out)."""
+    from collage_engine.validate import id_key
+
+    lines = []
+    for nid, entry in sorted((errors.get("node_errors") or {}).items(), key=lambda kv: id_key(str(kv[0]))):
+        for e in entry.get("errors", []):
+            name = (e.get("extra_info") or {}).get("input_name")
+            msg = e.get("message", "")
+            details = e.get("details")
+            if details and details != msg and details != name:
+                msg += f" - {details}"
+            where = node_label(nid, entry.get("class_type"), titles) + (f", input '{name}'" if name else "")
+            lines.append(f"{where}: {msg}")
+    return lines
 
 
 def failure_text(error: dict) -> str:

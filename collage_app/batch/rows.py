@@ -9,7 +9,7 @@ import shutil
 import socket
 import time
 
-from ..common import failure_text
+from ..common import error_lines, failure_text, invalid_heading, node_label
 from ..overrides import OverrideError, apply_set, parse_set, set_output_dir
 from .specs import Row
 
@@ -17,25 +17,20 @@ __all__ = ["RowRunner", "row_workflow", "format_errors", "error_text"]
 
 
 def format_errors(errors: dict) -> str:
-    """The engine's lines for validation errors, without details that repeat the message."""
-    from collage_engine import format_errors as engine_lines
-
-    node_errors = {nid: {**entry, "errors": [{**e, "details": None if e.get("details") == e.get("message") else
-                                              e.get("details")} for e in entry.get("errors", [])]}
-                   for nid, entry in (errors.get("node_errors") or {}).items()}
-    return engine_lines({"error": errors.get("error"), "node_errors": node_errors})
+    """A validation result as the command line prints it: a heading, then one indented line per node problem."""
+    return "\n".join([invalid_heading(errors), *(f"  {line}" for line in error_lines(errors))])
 
 
 def error_text(res) -> str:
+    """A failed row's one-line error for the manifest."""
     if res.status == "invalid":
         errors = res.errors or {}
-        if errors.get("node_errors"):  # the lines say it all
-            errors = {"node_errors": errors["node_errors"]}
-        return "invalid workflow: " + "; ".join(line.strip() for line in format_errors(errors).splitlines())
+        lines = error_lines(errors)
+        return "invalid workflow: " + "; ".join(lines) if lines else invalid_heading(errors)
     if res.status == "interrupted":
         return "interrupted"
     e = res.error or {}
-    return f"node {e.get('node_id')} ({e.get('node_type')}) failed: {failure_text(e)}"
+    return f"{node_label(e.get('node_id'), e.get('node_type'))} failed: {failure_text(e)}"
 
 
 def row_workflow(api: dict, registry, row: Row, row_dir: str) -> dict:

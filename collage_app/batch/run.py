@@ -111,8 +111,7 @@ def _check(api: dict, engine, spec_axes: list[Axis], first: Row) -> None:
              for nid, entry in (errors.get("node_errors") or {}).items()}
     other = {nid: entry for nid, entry in other.items() if entry["errors"]}
     if other or (top and top.get("type") != "prompt_outputs_failed_validation"):
-        raise MapError("invalid workflow:\n" + format_errors({"error": None if other else top,
-                                                              "node_errors": other}))
+        raise MapError(format_errors({"error": None if other else top, "node_errors": other}))
 
 
 def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequence[str] = (),
