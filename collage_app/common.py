@@ -13,7 +13,7 @@ from .errors import EXIT_INVALID, EXIT_USER_ERROR, InvalidWorkflow, UserError
 
 __all__ = ["EXIT_USER_ERROR", "EXIT_INVALID", "UserError", "InvalidWorkflow", "add_memory_flag", "parse_memory",
            "add_threads_flag", "apply_threads", "add_device_flag", "add_workflow_args", "workflow_file", "prepare",
-           "node_label", "invalid_heading", "error_lines", "failure_text"]
+           "titles_of", "node_label", "invalid_heading", "error_lines", "failure_text"]
 
 
 
@@ -121,9 +121,13 @@ def prepare(workflow: str, sets=(), out: str | None = None, device: str | None =
         if device:
             set_device(api, reg, device)
     ui = raw if meta["format"] == "ui" and not changed else None
-    titles = {nid: n["_meta"]["title"] for nid, n in api.items() if isinstance(n, dict) and isinstance(
+    return reg, api, ui, titles_of(api)
+
+
+def titles_of(api: object) -> dict:
+    """The nodes' titles (``_meta.title``) of an API-format workflow, by node id."""
+    return {nid: n["_meta"]["title"] for nid, n in api.items() if isinstance(n, dict) and isinstance(
         n.get("_meta"), dict) and isinstance(n["_meta"].get("title"), str)} if isinstance(api, dict) else {}
-    return reg, api, ui, titles
 
 
 def node_label(nid: object, class_type: object, titles: dict | None = None) -> str:

@@ -16,9 +16,9 @@ from .specs import Row
 __all__ = ["RowRunner", "row_workflow", "format_errors", "error_text"]
 
 
-def format_errors(errors: dict) -> str:
+def format_errors(errors: dict, titles: dict | None = None) -> str:
     """A validation result as the command line prints it: a heading, then one indented line per node problem."""
-    return "\n".join([invalid_heading(errors), *(f"  {line}" for line in error_lines(errors))])
+    return "\n".join([invalid_heading(errors), *(f"  {line}" for line in error_lines(errors, titles))])
 
 
 def error_text(res) -> str:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..common import titles_of
 from ..overrides import OverrideError, apply_set, find_node, parse_set, set_device
 from .manifest import ManifestWriter, pending
 from .rows import RowRunner, format_errors, row_workflow
@@ -111,7 +112,7 @@ def _check(api: dict, engine, spec_axes: list[Axis], first: Row) -> None:
              for nid, entry in (errors.get("node_errors") or {}).items()}
     other = {nid: entry for nid, entry in other.items() if entry["errors"]}
     if other or (top and top.get("type") != "prompt_outputs_failed_validation"):
-        raise MapError(format_errors({"error": None if other else top, "node_errors": other}))
+        raise MapError(format_errors({"error": None if other else top, "node_errors": other}, titles_of(api)))
 
 
 def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequence[str] = (),
