@@ -28,12 +28,23 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
-EXIT_USER_ERROR = 2
+from .common import (
+    EXIT_INVALID,
+    EXIT_USER_ERROR,
+    InvalidWorkflow,
+    UserError,
+    add_threads_flag,
+    add_workflow_args,
+    apply_threads,
+    error_lines,
+    failure_text,
+    invalid_heading,
+    node_label,
+    prepare,
+    workflow_file,
+)
 
-
-class UserError(Exception):
-    """An error in what the user asked for; printed without a traceback."""
-
+__all__ = ["main", "build_parser", "EXIT_INVALID", "EXIT_USER_ERROR", "UserError"]
 
 # ----------------------------------------------------------------------------------------------- training
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -215,71 +226,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 
 # -------------------------------------------------------------------------------------- workflows (run etc.)
-EXIT_INVALID = 1  # invalid workflow or failed node
-
-
-def _add_workflow_args(p: argparse.ArgumentParser) -> None:
-    from collage_nodes.base import DEVICES
-
-    p.add_argument("workflow",
-                   help="workflow JSON file (ComfyUI API or UI format), or the name of a bundled workflow "
-                        "(`neural-collage examples` lists them); - reads it from standard input")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
-                   help="change an input before running; NODE is a node id or title, VALUE is JSON if it parses "
-                        "(7, 0.5, true, \"text\") else a string; repeatable")
-    p.add_argument("--out", metavar="DIR", help="folder every saver writes to (sets each output_dir input)")
-    p.add_argument("--device", choices=DEVICES,
-                   help="device of every Load Generator, Load Discriminator and Load Encoder node")
-    add_memory_flag(p)
-
-
-def add_threads_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", default=None, metavar="N|auto",
-                   help="CPU threads of torch (default auto: the usable CPUs less those other programs keep busy; "
-                        "NEURAL_COLLAGE_THREADS or OMP_NUM_THREADS set the default). See docs/performance.md")
-
-
-def _apply_threads(args: argparse.Namespace) -> None:
-    """The thread policy of collage_core.threads, for the commands that compute (run, map, serve)."""
-    from collage_core.threads import apply_threads, choose_threads
-
-    try:
-        args.thread_choice = choose_threads(args.threads)
-    except ValueError as e:
-        raise UserError(f"--{e}") from None
-    apply_threads(args.thread_choice)
-    logging.getLogger(__name__).debug("torch threads: %s", args.thread_choice)
-
-
-def add_memory_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-memory", type=parse_memory, default="auto", metavar="SIZE",
-                   help="host memory the results of one run may hold, e.g. 8G or 512M; 'auto' (default): half of "
-                        "the memory available at start; 0: no limit. A workflow that would need more is refused "
-                        "before it runs, and a node that goes past it fails cleanly")
-
-
-def parse_memory(text: str) -> int | None:
-    """``--max-memory`` value: bytes (``8G``, ``512M``, ``1.5GiB``, ``1000000``), None for no limit (``0``, ``none``),
-    or half of the available memory for ``auto``."""
-    import re
-
-    from collage_engine import default_max_memory
-
-    t = text.strip().lower()
-    if t == "auto":
-        return default_max_memory()
-    if t in ("0", "none", "off", "unlimited"):
-        return None
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", t)
-    if not m:
-        raise argparse.ArgumentTypeError(f"expected a size such as 8G, 512M or 0 (no limit), got {text!r}")
-    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2) or " "))
-
-
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a workflow", description="Validate and run a workflow; saved files are "
                        "printed one per line. Exit status 1 if the workflow is invalid or a node fails.")
-    _add_workflow_args(p)
+    add_workflow_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_threads_flag(p)
     p.set_defaults(func=_cmd_run)
@@ -289,7 +239,7 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check a workflow without running it",
                        description="Report every problem of a workflow at once (unknown nodes, missing or bad inputs, "
                                    "type mismatches, missing files, cycles). Exit status 0 if valid, else 1.")
-    _add_workflow_args(p)
+    add_workflow_args(p)
     p.set_defaults(func=_cmd_validate)
 
 
@@ -298,90 +248,19 @@ def _add_nodes(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_nodes)
 
 
-class _Invalid(Exception):
-    """The workflow file cannot be read at all."""
-
-
-def _workflow_file(value: str) -> str:
-    """The workflow file a command reads: ``value`` if it is a file, else the bundled workflow of that name."""
-    from .examples import resolve_workflow
-
-    try:
-        return resolve_workflow(value)
-    except FileNotFoundError as e:
-        raise _Invalid(f"cannot read workflow {e}") from None
-
-
-def _prepare(args: argparse.Namespace):
-    """The registry, the API-format workflow with the command line's changes, the UI JSON to embed, and titles."""
-    import collage_nodes
-    from collage_engine import load_workflow
-    from collage_engine.workflow import WorkflowError
-    from collage_nodes.runner import OverrideError, apply_set, parse_set, set_everywhere
-
-    reg = collage_nodes.registry()
-    try:
-        if args.workflow == "-":  # the workflow on standard input (paths in it are relative to the working folder)
-            raw = json.load(sys.stdin)
-        else:
-            with open(args.workflow, encoding="utf-8") as f:
-                raw = json.load(f)
-        api, meta = load_workflow(raw, reg)
-    except (OSError, ValueError, RecursionError, WorkflowError) as e:
-        raise _Invalid(f"cannot read workflow {args.workflow}: {e}") from None
-    changed = bool(args.sets or args.out or args.device)
-    if isinstance(api, dict):
-        try:
-            for text in args.sets:
-                apply_set(api, reg, *parse_set(text))
-        except OverrideError as e:
-            raise UserError(str(e)) from None
-        if args.out:
-            set_everywhere(api, reg, "output_dir", args.out)
-        if args.device:
-            for loader in ("LoadGenerator", "LoadDiscriminator", "LoadEncoder"):  # all on one device
-                set_everywhere(api, reg, "device", args.device, loader)
-    ui = raw if meta["format"] == "ui" and not changed else None
-    titles = {nid: n["_meta"]["title"] for nid, n in api.items() if isinstance(n, dict) and isinstance(
-        n.get("_meta"), dict) and isinstance(n["_meta"].get("title"), str)} if isinstance(api, dict) else {}
-    return reg, api, ui, titles
-
-
-def _where(nid: object, class_type: object, titles: dict) -> str:
-    title = titles.get(nid)
-    return f"node {nid} ({class_type}{f' {title!r}' if title and title != class_type else ''})"
-
-
 def _print_invalid(errors: dict, titles: dict, path: str) -> None:
-    top = errors.get("error") or {}
-    node_errors = errors.get("node_errors") or {}
-    n = sum(len(e.get("errors", [])) for e in node_errors.values())
-    head = f"{path}: invalid workflow"
-    if node_errors:
-        head += f" ({n} error{'s' * (n != 1)} in {len(node_errors)} node{'s' * (len(node_errors) != 1)})"
-    elif top:
-        head += f": {top.get('message')}" + (f" - {top['details']}" if top.get("details") else "")
-    print(head, file=sys.stderr)
-    from collage_engine.validate import id_key
-
-    for nid, entry in sorted(node_errors.items(), key=lambda kv: id_key(str(kv[0]))):
-        for e in entry.get("errors", []):
-            name = (e.get("extra_info") or {}).get("input_name")
-            msg = e.get("message", "")
-            details = e.get("details")
-            if details and details != msg and details != name:
-                msg += f" - {details}"
-            where = _where(nid, entry.get("class_type"), titles) + (f", input '{name}'" if name else "")
-            print(f"  {where}: {msg}", file=sys.stderr)
+    print(f"{path}: {invalid_heading(errors)}", file=sys.stderr)
+    for line in error_lines(errors, titles):
+        print(f"  {line}", file=sys.stderr)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from collage_nodes.runner import CollageEngine, workflow_paths
 
     try:
-        args.workflow = _workflow_file(args.workflow)
-        reg, api, _, titles = _prepare(args)
-    except _Invalid as e:
+        args.workflow = workflow_file(args.workflow)
+        reg, api, _, titles = prepare(args.workflow, args.sets, args.out, args.device)
+    except InvalidWorkflow as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
     v = CollageEngine(reg, max_memory=args.max_memory, paths=workflow_paths(args.workflow)).validate(api)
@@ -399,9 +278,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from collage_nodes.runner import CollageEngine, workflow_paths
 
     try:
-        args.workflow = _workflow_file(args.workflow)
-        reg, api, ui, titles = _prepare(args)
-    except _Invalid as e:
+        args.workflow = workflow_file(args.workflow)
+        reg, api, ui, titles = prepare(args.workflow, args.sets, args.out, args.device)
+    except InvalidWorkflow as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
     if not args.verbose:
@@ -424,9 +303,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 130
     if res.status == "error":
         e = res.error or {}
-        msg = e.get("exception_message") if e.get("user_error") else f"{e.get('exception_type')}: " \
-            f"{e.get('exception_message')}"
-        print(f"error: {_where(e.get('node_id'), e.get('node_type'), titles)} failed: {msg}", file=sys.stderr)
+        print(f"error: {node_label(e.get('node_id'), e.get('node_type'), titles)} failed: {failure_text(e)}",
+              file=sys.stderr)
         if args.verbose:
             print("".join(e.get("traceback") or []), file=sys.stderr)
         written = _written(res)
@@ -529,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
     try:
         if hasattr(args, "threads"):
-            _apply_threads(args)
+            apply_threads(args)
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

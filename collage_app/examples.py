@@ -108,7 +108,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    from .cli import UserError
+    from .errors import UserError
 
     folder = workflows_folder()
     names = bundled_names(folder)

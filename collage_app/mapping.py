@@ -1,6 +1,6 @@
 """``neural-collage map``: run a workflow once per row of ``--over`` specs (the command line over
-:func:`collage_nodes.map_workflow`; the specs, the manifest and the Ray path are documented in
-:mod:`collage_nodes.mapping`).
+:func:`collage_app.batch.map_workflow`; the specs, the manifest and the Ray path are documented in
+:mod:`collage_app.batch`).
 
     neural-collage map workflows/class_collage.json --over Latent.seed=0:1000 --out runs/seeds
     neural-collage map workflows/photo_edit.json --over "Photo.path=photos/*.jpg" --out runs/photos --ray auto
@@ -12,6 +12,17 @@ import argparse
 import json
 import logging
 import sys
+
+from .common import (
+    EXIT_INVALID,
+    EXIT_USER_ERROR,
+    InvalidWorkflow,
+    add_device_flag,
+    add_memory_flag,
+    add_threads_flag,
+    prepare,
+    workflow_file,
+)
 
 HELP = "run a workflow once per row of --over specs (seeds, pictures, a table), in-process or on Ray"
 
@@ -32,8 +43,6 @@ Several --over give the product of their rows (the first varies slowest)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from collage_nodes.base import DEVICES
-
     p = sub.add_parser("map", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("workflow",
                    help="workflow JSON file (ComfyUI API or UI format), or the name of a bundled workflow")
@@ -41,30 +50,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder of the rows' folders and manifest.jsonl")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NODE.INPUT=VALUE",
                    help="change an input of every row (as run --set); repeatable")
-    p.add_argument("--device", choices=DEVICES,
-                   help="device of every Load Generator, Load Discriminator and Load Encoder node")
+    add_device_flag(p)
     p.add_argument("--ray", nargs="?", const="auto", metavar="auto|local|ADDRESS",
                    help="run the rows on Ray workers: auto (the cluster of RAY_ADDRESS or `ray start`, else a new "
                         "local one; the default of a bare --ray), local, or a cluster address (needs the [scale] "
                         "extra)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="Ray workers, each with one engine (default: the cluster's GPUs, else 2); needs --ray")
-    from .cli import add_memory_flag
-
     add_memory_flag(p)
     p.add_argument("--dry-run", action="store_true", help="print the rows (id, inputs) and stop")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    from .cli import add_threads_flag
-
     add_threads_flag(p)  # with --ray: the CPUs Ray reserves for each worker (default 1), its torch threads
     p.set_defaults(func=cmd_map)
 
 
 def cmd_map(args: argparse.Namespace) -> int:
     from collage_core.threads import parse_threads
-    from collage_nodes.mapping import MapError, MapSpecError, build_rows, map_workflow, rows_table
 
-    from .cli import EXIT_INVALID, EXIT_USER_ERROR, _Invalid, _prepare, _workflow_file
+    from .batch import MapError, MapSpecError, axes, build_rows, map_api, rows_table
 
     if args.workers is not None and args.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
@@ -75,16 +78,18 @@ def cmd_map(args: argparse.Namespace) -> int:
     if not args.verbose:
         logging.getLogger("collage_engine").setLevel(logging.CRITICAL)  # failing rows go to the manifest
     try:
+        spec_axes = axes(args.over)  # the specs are read once: the dry run and the map share them
         if args.dry_run:
-            print(rows_table(build_rows(args.over)))
+            print(rows_table(build_rows(spec_axes)))
             return 0
-        # the workflow read as `run` reads it (a file or a bundled name, --set, --device); savers' folders are per row
-        args.workflow = _workflow_file(args.workflow)
-        reg, api, _, _ = _prepare(argparse.Namespace(**{**vars(args), "out": None}))
-        result = map_workflow(api, args.over, args.out, registry=reg, workers=args.workers, ray=args.ray,
-                              progress=not args.quiet, max_memory=args.max_memory, base=args.workflow,
-                              threads=parse_threads(args.threads))
-    except _Invalid as e:
+        # the workflow read once, as `run` reads it (a file or a bundled name, --set, --device); savers' folders
+        # are per row
+        args.workflow = workflow_file(args.workflow)
+        reg, api, _, _ = prepare(args.workflow, args.sets, None, args.device)
+        result = map_api(api, spec_axes, args.out, registry=reg, workers=args.workers, ray=args.ray,
+                         progress=not args.quiet, max_memory=args.max_memory, base=args.workflow,
+                         threads=parse_threads(args.threads))
+    except InvalidWorkflow as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
     except MapSpecError as e:

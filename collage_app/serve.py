@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .common import UserError, add_device_flag, add_memory_flag, add_threads_flag
 from .examples import workflows_folder
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def prepare_prompt(prompt: dict, server: Any, model: str | None = None, device: 
     """Rewrite a queued API prompt for the server: every ``output_dir`` input -> the server's output folder
     (savers never write elsewhere), ``model == emoji-animals`` -> ``model`` (when given) and every Load Generator's
     device -> ``device`` (when given). File inputs are resolved by the engine's confined :class:`PathPolicy`."""
-    from collage_nodes.base import OUTPUT_DIR_INPUT
+    from collage_nodes.base import LOADERS, OUTPUT_DIR_INPUT
 
     reg = server.registry
     for node in prompt.values():
@@ -120,7 +121,7 @@ def prepare_prompt(prompt: dict, server: Any, model: str | None = None, device: 
         inputs = node["inputs"]
         if OUTPUT_DIR_INPUT in cls.input_map:
             inputs[OUTPUT_DIR_INPUT] = server.output_dir
-        if cls.name in ("LoadGenerator", "LoadDiscriminator", "LoadEncoder"):
+        if cls.name in LOADERS:
             if model and cls.name == "LoadGenerator" and inputs.get("model") == DEFAULT_MODEL:
                 inputs["model"] = model
             if device and "device" in cls.input_map:
@@ -148,28 +149,17 @@ def seed_example_inputs(server: Any, examples: Path = EXAMPLE_INPUTS) -> list[st
 
 
 def labels_route(get_server, model_override: str | None = None):
-    """``GET /neural-collage/labels?model=NAME``: the class names and painter colours of a model input's value,
+    """``GET /neural-collage/labels?model=NAME`` (:func:`collage_nodes.paint.labels_handler`): the model input's value
     resolved like the workflow's (``emoji-animals`` means ``--model`` when given; file names are confined to the
     models folder and ``--allow-path``), nothing loaded. 404 with a reason when the model names nothing usable."""
-    from aiohttp import web
+    from collage_nodes.paint import labels_handler
 
-    from collage_engine import PathRefusedError
-    from collage_nodes.paint import labels_payload, model_labels
-
-    async def handler(request: web.Request) -> web.Response:
-        server = get_server()
-        model = request.query.get("model", "")
+    def resolve(model: str) -> str:
         target = model_override if model_override and model == DEFAULT_MODEL else model
-        paths = server.engine.paths
-        try:
-            resolved = paths.resolve(target, "model") if paths is not None and target else target
-        except PathRefusedError as e:
-            return web.json_response({"error": str(e)}, status=404)
-        names = model_labels(resolved)
-        if names is None:
-            return web.json_response({"error": f"no class names found for model {model!r}"}, status=404)
-        return web.json_response({"model": model, **labels_payload(names)})
-    return handler
+        paths = get_server().engine.paths
+        return paths.resolve(target, "model") if paths is not None and target else target  # PathRefusedError: 404
+
+    return labels_handler(resolve)
 
 
 def default_workflow_route(examples: Path | None = None):
@@ -220,22 +210,14 @@ def seed_examples(server: Any, examples: Path = EXAMPLES) -> list[str]:
 
 
 def model_choices(models_dir: str) -> list[str]:
-    """What serve's model dropdowns offer: the embedded models, the BigGAN-deep names (downloaded on first use) and
-    the checkpoints (``.safetensors``, ``.npz``) and BigGAN reference folders of the models folder."""
-    from collage_core.biggan_io import NAMES, is_reference_folder
-    from collage_core.models import list_embedded_models
+    """What serve's model dropdowns offer (:func:`collage_nodes.model_catalog.model_choices`): the embedded models,
+    the BigGAN-deep names (downloaded on first use) and the checkpoints (``.safetensors``, ``.npz``) and BigGAN
+    reference folders of the models folder."""
+    from collage_nodes.model_catalog import model_choices as catalogue
+    from collage_nodes.model_catalog import scan_models_folder
 
-    names = list(list_embedded_models()) + list(NAMES)
-    for current, dirs, files in os.walk(models_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        rel = os.path.relpath(current, models_dir)
-        if rel != "." and is_reference_folder(current):
-            names.append(rel.replace(os.sep, "/"))
-            dirs[:] = []
-            continue
-        names += [os.path.join(rel, f).replace(os.sep, "/").removeprefix("./") for f in sorted(files)
-                  if f.lower().endswith((".safetensors", ".npz")) and not f.startswith(".")]
-    return names
+    files, folders = scan_models_folder(models_dir)
+    return catalogue(None, files=files, folders=folders)
 
 
 def make_server(base_dir: str = ".", *, model: str | None = None, device: str | None = None,
@@ -286,8 +268,6 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
 
 # ------------------------------------------------------------------------------------------------ command line
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from collage_nodes.base import DEVICES
-
     p = sub.add_parser(
         "serve", help="serve the ComfyUI graph editor over the node pack (needs the [serve] extra)",
         description="Serve the official ComfyUI editor (comfyui-frontend-package) and a ComfyUI-compatible API over "
@@ -316,12 +296,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="NAME_OR_PATH",
                    help=f"generator used wherever a workflow names the default model {DEFAULT_MODEL!r} (e.g. a "
                         "checkpoint of your own while the embedded model is not installed)")
-    p.add_argument("--device", choices=DEVICES, help="device of every Load Generator")
+    add_device_flag(p, "device of every Load Generator")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload or request body (default 50)")
     p.add_argument("--max-history", type=int, default=10_000,
                    help="finished prompts kept in the history, on disk in the user folder (default 10000, as ComfyUI)")
-    from .cli import add_memory_flag, add_threads_flag
-
     add_memory_flag(p)
     add_threads_flag(p)
     p.add_argument("--web-root", help="serve this folder as the editor instead of the installed frontend package")
@@ -331,8 +309,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .cli import UserError
-
     try:
         import aiohttp  # noqa: F401
     except ImportError:

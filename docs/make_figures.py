@@ -29,12 +29,13 @@ def path_of(name: str) -> Path:
 
 def run(name: str, model: str, out: Path) -> dict[str, list[Path]]:
     """Run ``workflows/api/NAME.json`` with the model replaced; returns saved PNG paths by saver title."""
+    from collage_nodes.base import LOADERS
     from collage_nodes.runner import workflow_paths
 
     path = ROOT / "workflows" / "api" / f"{name}.json"
     api = copy.deepcopy(json.loads(path.read_text()))
     for node in api.values():
-        if node["class_type"] in ("LoadGenerator", "LoadDiscriminator", "LoadEncoder"):
+        if node["class_type"] in LOADERS:
             node["inputs"]["model"] = model
         if "output_dir" in node["inputs"]:
             node["inputs"]["output_dir"] = str(out)

@@ -17,7 +17,8 @@ Build and run graphs in Python::
     images, = result[img]                             # IMAGE (1, 64, 64, 3) in [0, 1]
 
 Saved workflows (``workflows/*.json``, editor format, or ``workflows/api/*.json``) run the same way:
-``collage_nodes.engine().run("workflows/x.json")``.
+``collage_nodes.engine().run("workflows/x.json")``; batch runs over many inputs are the application's
+(:func:`collage_app.batch.map_workflow`).
 Node modules: :mod:`.model`, :mod:`.latent`, :mod:`.classes`, :mod:`.feature`, :mod:`.generate`, :mod:`.image`,
 :mod:`.mask`, :mod:`.realimage`, :mod:`.paint`; the reference documentation (``docs/nodes.md``) is generated
 from them by :mod:`.docs`.
@@ -25,22 +26,11 @@ from them by :mod:`.docs`.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-NODE_MODULES = ("model", "latent", "classes", "paint", "feature", "generate", "image", "mask", "realimage")
+from .pack import NODE_MODULES, registry
 
-__all__ = ["NODE_MODULES", "engine", "map_workflow", "registry"]
-
-
-def registry():
-    """A new :class:`collage_engine.NodeRegistry` holding every node of the pack."""
-    from collage_engine import NodeRegistry
-
-    reg = NodeRegistry()
-    for name in NODE_MODULES:
-        reg.add_module(importlib.import_module(f"{__name__}.{name}"))
-    return reg
+__all__ = ["NODE_MODULES", "engine", "registry"]
 
 
 def engine(**kwargs: Any):
@@ -49,11 +39,3 @@ def engine(**kwargs: Any):
     from .runner import CollageEngine
 
     return CollageEngine(registry(), **kwargs)
-
-
-def map_workflow(workflow: Any, over: Any, out: Any, **kwargs: Any):
-    """Run a workflow once per row of ``over`` (``--over`` specs), each row's files under ``out/<row id>/`` and a
-    manifest ``out/manifest.jsonl``; in-process, or on Ray workers with ``ray="auto"``. See :mod:`.mapping`."""
-    from .mapping import map_workflow as _map
-
-    return _map(workflow, over, out, **kwargs)

@@ -32,6 +32,9 @@ STRING = "STRING"          # ComfyUI's text; the labels outputs of sweeps hold o
 
 #: choices of LoadGenerator's device input (and of the CLI's --device)
 DEVICES = ["auto", "cpu", "cuda", "mps"]
+#: the model loaders: the nodes whose ``model`` input names a checkpoint and whose ``device`` input the command
+#: line's and serve's ``--device`` set (the one list cli, map, serve and docs/make_figures.py use)
+LOADERS = ("LoadGenerator", "LoadDiscriminator", "LoadEncoder")
 
 #: node inputs that name the folder savers write to (the CLI's --out sets them all)
 OUTPUT_DIR_INPUT = "output_dir"

@@ -29,6 +29,9 @@ import importlib
 import os
 from typing import Any
 
+from . import model_catalog
+from .model_catalog import scan_models_folder
+
 __all__ = ["MODEL_FOLDER", "MODEL_EXTENSIONS", "MODEL_KINDS", "register_model_folder", "model_choices",
            "resolve_model", "model_kind"]
 
@@ -102,45 +105,25 @@ def _folder_files(fp: Any, kind: str) -> list[str]:
 
 def _reference_folders(fp: Any) -> list[str]:
     """BigGAN reference folders in the ``neural_collage`` folders (relative names, up to two levels down)."""
-    from collage_core.biggan_io import is_reference_folder
-
-    out = []
-    for root in fp.get_folder_paths(MODEL_FOLDER):
-        if not os.path.isdir(root):
-            continue
-        for current, dirs, _files in os.walk(root):
-            depth = os.path.relpath(current, root).count(os.sep) + (current != root)
-            if current != root and is_reference_folder(current):
-                out.append(os.path.relpath(current, root).replace(os.sep, "/"))
-                dirs[:] = []
-            elif depth >= 2:
-                dirs[:] = []
-            else:
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    return sorted(set(out))
+    return sorted({name for root in fp.get_folder_paths(MODEL_FOLDER) for name in scan_models_folder(root, 2)[1]})
 
 
 def model_choices(kind: str, default: Any = None) -> list[str]:
     """The dropdown of a model input of ``kind``: the declared default, the embedded models with a file of that
     kind, (generators) the BigGAN-deep names, then the files and (generators) BigGAN folders of ComfyUI's
-    ``neural_collage`` folder. A folder that cannot be read only shortens the list."""
-    from collage_core.models import embedded_model_path, list_embedded_models
-
-    choices = [default] if isinstance(default, str) and default else []
-    choices += [n for n in list_embedded_models() if embedded_model_path(n, kind) is not None]
-    if kind == "generator":
-        from collage_core.biggan_io import NAMES
-
-        choices += list(NAMES)
+    ``neural_collage`` folder (:func:`.model_catalog.model_choices`). A folder that cannot be read only shortens the
+    list."""
+    files: list[str] = []
+    folders: list[str] = []
     fp = register_model_folder()
     if fp is not None:
         try:
-            choices += _folder_files(fp, kind)
+            files = _folder_files(fp, kind)
             if kind == "generator":
-                choices += _reference_folders(fp)
+                folders = _reference_folders(fp)
         except (OSError, KeyError, AttributeError, TypeError, ValueError):
             pass
-    return list(dict.fromkeys(choices))
+    return model_catalog.model_choices(kind, default, files, folders)
 
 
 def resolve_model(value: Any, kind: str = "generator") -> Any:

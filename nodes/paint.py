@@ -89,12 +89,32 @@ def model_labels(model: str) -> list[str] | None:
 LABELS_ROUTE = "/neural-collage/labels"
 
 
+def labels_handler(resolve):
+    """The handler of :data:`LABELS_ROUTE` (``GET ?model=NAME``), for serve and for ComfyUI: the class names and
+    painter colours of a model input's value, nothing loaded. ``resolve`` turns the value into what
+    :func:`model_labels` reads, as the workflow's loader would (a ``ValueError`` it raises, e.g. a path refused,
+    answers 404 with its text); 404 too when the model names nothing with class names."""
+    from aiohttp import web
+
+    async def labels(request):
+        model = request.query.get("model", "")
+        try:
+            resolved = resolve(model)
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=404)
+        names = model_labels(resolved)
+        if names is None:
+            return web.json_response({"error": f"no class names found for model {model!r}"}, status=404)
+        return web.json_response({"model": model, **labels_payload(names)})
+    return labels
+
+
 def register_comfyui_routes() -> bool:
     """Add :data:`LABELS_ROUTE` to a running ComfyUI's server (``PromptServer.instance.routes``); False outside
     ComfyUI. Model names resolve like Load Generator's input inside ComfyUI (embedded names, paths, names in the
     ``neural_collage`` model folder: :func:`.comfy_models.resolve_model`)."""
     try:
-        from aiohttp import web
+        import aiohttp  # noqa: F401 - the handler's
         from server import PromptServer  # ComfyUI's own module
     except ImportError:
         return False
@@ -103,15 +123,7 @@ def register_comfyui_routes() -> bool:
     instance = getattr(PromptServer, "instance", None)
     if instance is None or getattr(instance, "_neural_collage_routes", False):
         return False
-
-    @instance.routes.get(LABELS_ROUTE)
-    async def labels(request):
-        model = request.query.get("model", "")
-        names = model_labels(resolve_model(model, "generator"))
-        if names is None:
-            return web.json_response({"error": f"no class names found for model {model!r}"}, status=404)
-        return web.json_response({"model": model, **labels_payload(names)})
-
+    instance.routes.get(LABELS_ROUTE)(labels_handler(lambda model: resolve_model(model, "generator")))
     instance._neural_collage_routes = True
     return True
 

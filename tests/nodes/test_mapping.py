@@ -1,4 +1,4 @@
-"""neural-collage map / collage_nodes.map_workflow: rows from specs, per-row folders, the manifest, resuming,
+"""neural-collage map / collage_app.batch.map_workflow: rows from specs, per-row folders, the manifest, resuming,
 failing rows, and the same pictures through a local Ray with two workers."""
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import collage_nodes
+from collage_app.batch import MANIFEST, MapError, MapSpecError, build_rows, map_workflow, read_manifest
 from collage_app.cli import main
-from collage_nodes.mapping import MANIFEST, MapError, MapSpecError, build_rows, read_manifest
 from nodes_support import ROOT, TINY, WORKFLOWS, api, assert_pictures_close, use_tiny
 
 COLLAGE = str(WORKFLOWS / "class_collage.json")
@@ -138,7 +137,7 @@ def test_map_a_folder_of_pictures_with_a_failing_row(tmp_path):
     chelsea.resize((64, 64)).save(photos / "c_small.png")
     out = tmp_path / "out"
     wf = use_tiny(api("photo_edit"))
-    res = collage_nodes.map_workflow(wf, f"Photo.path={photos}", out, progress=False)
+    res = map_workflow(wf, f"Photo.path={photos}", out, progress=False)
     assert (res.total, res.ok, res.failed, res.skipped, res.interrupted) == (3, 2, 1, 0, False)
     recs = {r["row"]: r for r in _manifest(out)}
     assert list(recs) == ["a_cat", "b_flipped", "c_small"]
@@ -151,7 +150,7 @@ def test_map_a_folder_of_pictures_with_a_failing_row(tmp_path):
     results = [np.asarray(Image.open(out / f"{r}/photo_edit/result_00001.png")) for r in ("a_cat", "b_flipped")]
     assert results[0].shape == (300, 451, 3) and not np.array_equal(results[0], results[1])
     # a second run retries the failed row only; it fails again and is recorded again
-    res = collage_nodes.map_workflow(wf, f"Photo.path={photos}", out, progress=False)
+    res = map_workflow(wf, f"Photo.path={photos}", out, progress=False)
     assert (res.skipped, res.ok, res.failed) == (2, 0, 1)
     assert [r["row"] for r in _manifest(out)] == ["a_cat", "b_flipped", "c_small", "c_small"]
 
@@ -184,7 +183,7 @@ def test_map_a_csv_table(tmp_path):
     table.write_text("id,Latent.seed,Paint cat.class_name,Paint cat.strength\ncat3,3,cat,\ntiger3,3,tiger,\n"
                      "bad,4,giraffe,\ninvalid,5,cat,3\n")
     out = tmp_path / "out"
-    res = collage_nodes.map_workflow(COLLAGE, str(table), out, sets=[TINY_SET], device="cpu", progress=False)
+    res = map_workflow(COLLAGE, str(table), out, sets=[TINY_SET], device="cpu", progress=False)
     assert (res.ok, res.failed) == (2, 2)
     recs = {r["row"]: r for r in res.records}
     assert recs["bad"]["error"].startswith("invalid workflow: node 8 (PaintClass), input 'class_name': unknown "
@@ -195,7 +194,7 @@ def test_map_a_csv_table(tmp_path):
     col = [np.asarray(Image.open(out / f"{r}/class_collage/collage_00001.png")) for r in ("cat3", "tiger3")]
     assert np.array_equal(*src) and not np.array_equal(*col)  # same seed, other painted class
     # rows as Python dicts, with a product
-    res = collage_nodes.map_workflow(COLLAGE, [[{"Paint cat.strength": 0.0}, {"Paint cat.strength": 1.0}],
+    res = map_workflow(COLLAGE, [[{"Paint cat.strength": 0.0}, {"Paint cat.strength": 1.0}],
                                                "Latent.seed=[5]"], tmp_path / "py", sets=[TINY_SET],
                                      progress=False)
     assert [r["row"] for r in res.records] == ["strength-0.0_seed-5", "strength-1.0_seed-5"]
@@ -210,7 +209,7 @@ def test_resume_after_an_interruption(tmp_path):
         if len(seen) == 3:
             raise KeyboardInterrupt
 
-    res = collage_nodes.map_workflow(COLLAGE, "Latent.seed=0:6", out, sets=[TINY_SET], progress=False,
+    res = map_workflow(COLLAGE, "Latent.seed=0:6", out, sets=[TINY_SET], progress=False,
                                      on_record=stop_after_three)
     assert res.interrupted and res.ok == 3
     assert [r["row"] for r in _manifest(out)] == ["seed-0", "seed-1", "seed-2"]
@@ -220,7 +219,7 @@ def test_resume_after_an_interruption(tmp_path):
     (out / "seed-3" / "class_collage" / "source_00001.png").write_bytes(b"partial")
     with open(out / MANIFEST, "a") as f:
         f.write('{"row": "seed-3", "sta')
-    res = collage_nodes.map_workflow(COLLAGE, "Latent.seed=0:6", out, sets=[TINY_SET], progress=False)
+    res = map_workflow(COLLAGE, "Latent.seed=0:6", out, sets=[TINY_SET], progress=False)
     assert (res.skipped, res.ok, res.failed, res.interrupted) == (3, 3, 0, False)
     assert sorted(read_manifest(out / MANIFEST)) == [f"seed-{i}" for i in range(6)]
     assert all((out / p).stat().st_mtime_ns == t for p, t in first.items())  # finished rows were not redone
@@ -228,7 +227,7 @@ def test_resume_after_an_interruption(tmp_path):
     assert (out / "seed-3/class_collage/source_00001.png").read_bytes()[:4] == b"\x89PNG"
     # the same folder with other rows under the same ids is refused
     with pytest.raises(MapError, match="row seed-0 was made with inputs"):
-        collage_nodes.map_workflow(COLLAGE, [[{"Latent.seed": 9, "id": "seed-0"}]], out, sets=[TINY_SET],
+        map_workflow(COLLAGE, [[{"Latent.seed": 9, "id": "seed-0"}]], out, sets=[TINY_SET],
                                    progress=False)
 
 

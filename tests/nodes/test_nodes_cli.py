@@ -11,7 +11,7 @@ from PIL import Image
 
 import collage_nodes
 from collage_app.cli import main
-from collage_nodes.runner import OverrideError, apply_set, parse_set
+from collage_app.overrides import OverrideError, apply_set, parse_set
 from nodes_support import ROOT, TINY, WORKFLOWS, api
 
 TINY_SET = f"Generator.model={TINY}"

@@ -141,7 +141,7 @@ def test_a_new_stroke_re_runs_only_the_painter_and_what_is_below(tmp_path):
 
 
 def test_strokes_can_be_set_as_json_on_the_command_line():
-    from collage_nodes.runner import apply_set, parse_set
+    from collage_app.overrides import apply_set, parse_set
 
     wf = api("paint_collage")
     node, name, value = parse_set('Paint the class map.strokes=[{"class": "tiger", "size": 0.4, '

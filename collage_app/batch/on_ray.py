@@ -1,7 +1,7 @@
-"""The Ray path of :func:`collage_nodes.map_workflow`: Ray Data ``map_batches`` over N stateful workers.
+"""The Ray path of :func:`collage_app.batch.map_workflow`: Ray Data ``map_batches`` over N stateful workers.
 
 Each worker is an instance of :class:`_RayRows` (Ray Data's idiom for stateful batch inference: a callable class
-built once per actor), holding one :class:`~collage_nodes.mapping.RowRunner` - one engine, its model and cache, on
+built once per actor), holding one :class:`~collage_app.batch.rows.RowRunner` - one engine, its model and cache, on
 the worker's GPU when the cluster has GPUs. The rows are a dataset of one row per block, so results stream back
 one by one (Ray handles scheduling, back-pressure and retrying rows of a worker that died); the driver writes the
 manifest. Workers write the pictures themselves under ``OUT/<row id>/``: on a cluster of several machines OUT (and
@@ -15,7 +15,8 @@ import logging
 import os
 from collections.abc import Callable
 
-from .mapping import MapError, Row, RowRunner
+from .rows import RowRunner
+from .specs import MapError, Row
 
 __all__ = ["run_on_ray", "import_ray"]
 
