@@ -393,7 +393,9 @@ def test_a_collage_runs_through_the_adapter_like_in_the_engine(comfy_stubs):
     img = gr.node("Generate", generator=G, z=gr.node("SampleZ", generator=G, seed=7, batch=2), class_map=cmap)
     res = collage_nodes.engine().run(gr, targets=[img])
     assert res.ok, res.error
-    assert torch.equal(res[img][0].cpu(), images)
+    # ComfyUI runs nodes under torch.inference_mode(), our engine does not: kernels may round differently (seen
+    # once in a full run: 1.4e-5), so the same pixels within 1e-4 (0.03 grey levels)
+    torch.testing.assert_close(res[img][0].cpu(), images, atol=1e-4, rtol=0)
     # the saver writes into ComfyUI's output folder and returns ComfyUI's ui entries
     assert set(saved) == {"ui", "result"} and saved["result"] == ()
     entries = saved["ui"]["images"]
