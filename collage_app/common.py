@@ -97,7 +97,7 @@ def prepare(workflow: str, sets=(), out: str | None = None, device: str | None =
     from collage_engine import load_workflow
     from collage_engine.workflow import WorkflowError
 
-    from .overrides import OverrideError, apply_set, parse_set, set_device, set_output_dir
+    from .overrides import OverrideError, apply_overrides
 
     reg = collage_nodes.registry()
     try:
@@ -112,14 +112,9 @@ def prepare(workflow: str, sets=(), out: str | None = None, device: str | None =
     changed = bool(sets or out or device)
     if isinstance(api, dict):
         try:
-            for text in sets:
-                apply_set(api, reg, *parse_set(text))
+            apply_overrides(api, reg, sets, device, out)
         except OverrideError as e:
             raise UserError(str(e)) from None
-        if out:
-            set_output_dir(api, reg, out)
-        if device:
-            set_device(api, reg, device)
     ui = raw if meta["format"] == "ui" and not changed else None
     return reg, api, ui, titles_of(api)
 

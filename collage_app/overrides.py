@@ -8,7 +8,8 @@ from typing import Any
 
 from collage_nodes.base import LOADERS, OUTPUT_DIR_INPUT
 
-__all__ = ["OverrideError", "parse_set", "find_node", "apply_set", "set_everywhere", "set_device", "set_output_dir"]
+__all__ = ["OverrideError", "parse_set", "find_node", "apply_set", "set_everywhere", "set_device", "set_output_dir",
+           "apply_overrides"]
 
 
 class OverrideError(ValueError):
@@ -90,3 +91,14 @@ def set_device(api: dict, registry, device: str) -> list[str]:
 def set_output_dir(api: dict, registry, folder: str) -> list[str]:
     """``--out``: the folder every saver writes to."""
     return set_everywhere(api, registry, OUTPUT_DIR_INPUT, folder)
+
+
+def apply_overrides(api: dict, registry, sets=(), device: str | None = None, out: str | None = None) -> None:
+    """What the command line changes in a workflow, in place: each ``--set`` text, then ``--out`` (every saver's
+    folder) and ``--device`` (every model loader); :class:`OverrideError` for a ``--set`` that cannot apply."""
+    for text in sets:
+        apply_set(api, registry, *parse_set(text))
+    if out:
+        set_output_dir(api, registry, out)
+    if device:
+        set_device(api, registry, device)

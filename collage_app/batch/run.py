@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common import titles_of
-from ..overrides import OverrideError, apply_set, find_node, parse_set, set_device
+from ..overrides import OverrideError, apply_overrides, apply_set, find_node, parse_set
 from .manifest import ManifestWriter, pending
 from .rows import RowRunner, format_errors, row_workflow
 from .specs import MANIFEST, Axis, MapError, Row, axes, build_rows, spec_error
@@ -134,12 +134,9 @@ def map_workflow(workflow: Any, over: Any, out: str | os.PathLike, *, sets: Sequ
         registry = engine.registry if engine is not None else collage_nodes.registry()
     api = _load_api(workflow, registry)
     try:
-        for text in sets:
-            apply_set(api, registry, *parse_set(text))
+        apply_overrides(api, registry, sets, device)
     except OverrideError as e:
         raise MapError(str(e)) from None
-    if device:
-        set_device(api, registry, device)
     if base is None and isinstance(workflow, (str, os.PathLike)):
         base = workflow
     return map_api(api, over, out, registry=registry, engine=engine, base=base, **kwargs)
