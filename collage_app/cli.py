@@ -31,7 +31,6 @@ from pathlib import Path
 from .common import (
     EXIT_INVALID,
     EXIT_USER_ERROR,
-    InvalidWorkflow,
     UserError,
     add_threads_flag,
     add_workflow_args,
@@ -43,6 +42,7 @@ from .common import (
     prepare,
     workflow_file,
 )
+from .errors import EXIT_INTERRUPTED, report
 
 __all__ = ["main", "build_parser", "EXIT_INVALID", "EXIT_USER_ERROR", "UserError"]
 
@@ -257,12 +257,8 @@ def _print_invalid(errors: dict, titles: dict, path: str) -> None:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from collage_nodes.runner import CollageEngine, workflow_paths
 
-    try:
-        args.workflow = workflow_file(args.workflow)
-        reg, api, _, titles = prepare(args.workflow, args.sets, args.out, args.device)
-    except InvalidWorkflow as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_INVALID
+    args.workflow = workflow_file(args.workflow)
+    reg, api, _, titles = prepare(args.workflow, args.sets, args.out, args.device)
     v = CollageEngine(reg, max_memory=args.max_memory, paths=workflow_paths(args.workflow)).validate(api)
     if not v.ok:
         _print_invalid(v.to_dict(), titles, args.workflow)
@@ -277,12 +273,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from collage_engine import TqdmReporter
     from collage_nodes.runner import CollageEngine, workflow_paths
 
-    try:
-        args.workflow = workflow_file(args.workflow)
-        reg, api, ui, titles = prepare(args.workflow, args.sets, args.out, args.device)
-    except InvalidWorkflow as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_INVALID
+    args.workflow = workflow_file(args.workflow)
+    reg, api, ui, titles = prepare(args.workflow, args.sets, args.out, args.device)
     if not args.verbose:
         logging.getLogger("collage_engine").setLevel(logging.CRITICAL)  # failures are reported below
     engine = CollageEngine(reg, max_memory=args.max_memory, paths=workflow_paths(args.workflow))  # one registry
@@ -300,7 +292,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if res.status == "interrupted":
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     if res.status == "error":
         e = res.error or {}
         print(f"error: {node_label(e.get('node_id'), e.get('node_type'), titles)} failed: {failure_text(e)}",
@@ -409,22 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(args, "threads"):
             apply_threads(args)
         return int(args.func(args) or 0)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `neural-collage examples | head`: the reader has gone, which is no error
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
-        return 0
-    except (FileNotFoundError, ValueError) as e:
-        if args.verbose:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    except (Exception, KeyboardInterrupt) as e:  # the one table from exception type to exit status and message
+        return report(e, args.verbose)
 
 
 if __name__ == "__main__":

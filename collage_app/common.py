@@ -97,7 +97,7 @@ def prepare(workflow: str, sets=(), out: str | None = None, device: str | None =
     from collage_engine import load_workflow
     from collage_engine.workflow import WorkflowError
 
-    from .overrides import OverrideError, apply_overrides
+    from .overrides import apply_overrides
 
     reg = collage_nodes.registry()
     try:
@@ -111,10 +111,7 @@ def prepare(workflow: str, sets=(), out: str | None = None, device: str | None =
         raise InvalidWorkflow(f"cannot read workflow {workflow}: {e}") from None
     changed = bool(sets or out or device)
     if isinstance(api, dict):
-        try:
-            apply_overrides(api, reg, sets, device, out)
-        except OverrideError as e:
-            raise UserError(str(e)) from None
+        apply_overrides(api, reg, sets, device, out)  # an OverrideError: exit status 2 (errors.EXIT_CODES)
     ui = raw if meta["format"] == "ui" and not changed else None
     return reg, api, ui, titles_of(api)
 

@@ -15,14 +15,14 @@ import sys
 
 from .common import (
     EXIT_INVALID,
-    EXIT_USER_ERROR,
-    InvalidWorkflow,
+    UserError,
     add_device_flag,
     add_memory_flag,
     add_threads_flag,
     prepare,
     workflow_file,
 )
+from .errors import EXIT_INTERRUPTED
 
 HELP = "run a workflow once per row of --over specs (seeds, pictures, a table), in-process or on Ray"
 
@@ -67,14 +67,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_map(args: argparse.Namespace) -> int:
     from collage_core.threads import parse_threads
 
-    from .batch import MapError, MapSpecError, axes, build_rows, map_api, rows_table
+    from .batch import MapError, axes, build_rows, map_api, rows_table
 
     if args.workers is not None and args.workers < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
-        return EXIT_USER_ERROR
+        raise UserError("--workers must be at least 1")
     if args.workers not in (None, 1) and args.ray is None:
-        print("error: --workers needs --ray (in-process, one engine runs the rows in order)", file=sys.stderr)
-        return EXIT_USER_ERROR
+        raise UserError("--workers needs --ray (in-process, one engine runs the rows in order)")
     if not args.verbose:
         logging.getLogger("collage_engine").setLevel(logging.CRITICAL)  # failing rows go to the manifest
     try:
@@ -89,16 +87,10 @@ def cmd_map(args: argparse.Namespace) -> int:
         result = map_api(api, spec_axes, args.out, registry=reg, workers=args.workers, ray=args.ray,
                          progress=not args.quiet, max_memory=args.max_memory, base=args.workflow,
                          threads=parse_threads(args.threads))
-    except InvalidWorkflow as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_INVALID
-    except MapSpecError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except MapError as e:
-        print(f"error: {args.workflow}: {e}" if str(e).startswith(("invalid", "cannot read")) else f"error: {e}",
-              file=sys.stderr)
-        return EXIT_INVALID
+    except MapError as e:  # reported by main's table (errors.EXIT_CODES); a workflow's problem names the workflow
+        if type(e) is MapError and str(e).startswith(("invalid", "cannot read")):
+            raise MapError(f"{args.workflow}: {e}") from None
+        raise
     rate = f", {result.done / result.seconds:.2f} rows/s" if result.done and result.seconds else ""
     summary = {"rows": result.total, "ok": result.ok, "failed": result.failed, "already_done": result.skipped}
     where = f"Ray workers of {args.threads or 1} CPU(s) each" if args.ray else str(args.thread_choice)
@@ -106,5 +98,5 @@ def cmd_map(args: argparse.Namespace) -> int:
           f"({where}); manifest {result.manifest}", file=sys.stderr)
     if result.interrupted:
         print("run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return EXIT_INVALID if result.failed else 0

@@ -8,12 +8,10 @@ from typing import Any
 
 from collage_nodes.base import LOADERS, OUTPUT_DIR_INPUT
 
+from .errors import OverrideError  # defined with the application's other errors (its exit-status table)
+
 __all__ = ["OverrideError", "parse_set", "find_node", "apply_set", "set_everywhere", "set_device", "set_output_dir",
            "apply_overrides"]
-
-
-class OverrideError(ValueError):
-    """A ``--set`` that cannot be applied (bad syntax, unknown node or input)."""
 
 
 def parse_set(text: str) -> tuple[str, str, Any]:

@@ -122,10 +122,10 @@ def _class(class_names: Sequence[str], name_or_id: int | str, argument: str) -> 
         raise ArgumentError(argument, str(e)) from None
 
 
-def _check_strength(s: float, argument: str = "strength") -> float:
+def _check_strength(s: float, argument: str = "strength", what: str = "") -> float:
     s = float(s)
     if not np.isfinite(s) or not 0.0 <= s <= 1.0:
-        raise ArgumentError(argument, f"{argument} {s} is outside [0, 1]")
+        raise ArgumentError(argument, f"{what or argument} {s} is outside [0, 1]")
     return s
 
 
@@ -154,9 +154,9 @@ def paint_class(cm: ClassMapSpec, mask: torch.Tensor, class_name: int | str, str
     strength in turn, giving ``max(V, B) * len(strengths)`` variants, strength varying fastest.
     """
     k_id = _class(cm.class_names, class_name, "class_name")
-    strengths = [_check_strength(s) for s in strengths]
+    strengths = [_check_strength(s, "strengths", "strength") for s in strengths]
     if not strengths:
-        raise ArgumentError("strength", "no strengths given")
+        raise ArgumentError("strengths", "no strengths given")
     m = _mask(mask, what)
     h, w = cm.weights.shape[-2:]
     m = resize_masks(m, (h, w)).to(device=cm.weights.device, dtype=cm.weights.dtype)

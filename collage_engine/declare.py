@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .errors import as_input_error
+
 __all__ = [
     "MISSING", "WIDGET_TYPES", "CONTROL_VALUES", "DeclarationError", "Input", "Output", "Node", "NodeOutput",
     "Int", "Float", "String", "Boolean", "Combo", "types_match", "check_constant", "safe_repr",
@@ -208,7 +210,9 @@ class Node:
     Attributes: ``name`` (the workflow's ``class_type``; defaults to the class name), ``display_name``,
     ``category`` (slash-separated), ``version`` (part of every cache key: bump it when results change),
     ``description`` (defaults to the docstring), ``output_node`` (runs whenever the workflow runs),
-    ``always_run`` (non-deterministic: never served from cache), ``inputs``, ``outputs``.
+    ``always_run`` (non-deterministic: never served from cache), ``inputs``, ``outputs``, ``error_inputs``
+    (``{"library parameter": "input"}``: the input an error naming that parameter is reported on, where the names
+    differ; see :func:`~collage_engine.errors.as_input_error`).
 
     The engine creates one instance per class and engine, so nodes should keep no per-run state.
     """
@@ -223,6 +227,7 @@ class Node:
     inputs: ClassVar[Sequence[Input]] = ()
     outputs: ClassVar[Sequence[Output]] = ()
     input_map: ClassVar[dict[str, Input]] = {}
+    error_inputs: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -238,6 +243,16 @@ class Node:
         problems = _check_declaration(cls)
         if problems:
             raise DeclarationError(f"node {cls.__name__}: " + "; ".join(problems))
+
+    def run_reported(self, ctx: Any, **inputs: Any) -> Any:
+        """:meth:`run`, its errors reported on the node's inputs as the declaration says (``error_inputs``)."""
+        try:
+            return self.run(ctx, **inputs)
+        except ValueError as e:
+            reported = as_input_error(e, type(self).input_map, type(self).error_inputs)
+            if reported is None:
+                raise
+            raise reported from None
 
     def run(self, ctx: Any, **inputs: Any) -> Any:
         """Compute the outputs. ``ctx`` is a :class:`~collage_engine.context.Context` (progress, cancellation).
@@ -381,4 +396,7 @@ def _check_declaration(cls: type[Node]) -> list[str]:
     for o in cls.outputs:
         if not isinstance(o, Output) or not _TYPE_RE.match(o.type):
             out.append(f"bad output {o!r}: use Output(name, TYPE)")
+    for param, name in dict(cls.error_inputs).items():
+        if name not in cls.input_map:
+            out.append(f"error_inputs: {param!r} maps to {name!r}, which is no input")
     return out

@@ -531,6 +531,6 @@ class Engine:
                 kwargs[name] = None if inp.default is MISSING else inp.default
         ctx = Context(node.id, cls.name, prompt_id, emit, self._cancel, prompt, extra, self.registry,
                       self._reserve)
-        result = self.instance(cls).run(ctx, **kwargs)
+        result = self.instance(cls).run_reported(ctx, **kwargs)
         return normalise_result(cls, result)
 

@@ -27,7 +27,17 @@ __all__ = ["PathPolicy", "PathRefusedError", "input_pictures", "path_kind"]
 
 
 class PathRefusedError(ValueError):
-    """A file input that names no usable file (missing, or not allowed by a confined policy)."""
+    """A path refused: a file input that names no usable file (missing, or not allowed by a confined policy), or a
+    client-supplied path of the HTTP server that would leave its folder (``..``, absolute, drive, NUL, symlink
+    escape; the server's name for it is ``PathRefused``).
+
+    ``status`` is the HTTP status a server route answers it with: 404 for a file input that names no usable file,
+    403 for a client path that resolves outside its folder, 400 (the default) for a malformed one.
+    """
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def path_kind(inp: Any) -> str | None:
@@ -88,7 +98,7 @@ class PathPolicy:
         if os.path.isabs(expanded):
             if os.path.exists(expanded):
                 return expanded
-            raise PathRefusedError(f"file not found: {value}{self._hint(kind)}")
+            raise PathRefusedError(f"file not found: {value}{self._hint(kind)}", status=404)
         tried = []
         for folder in self.folders_for(kind) or [os.getcwd()]:
             candidate = os.path.normpath(os.path.join(folder, expanded))
@@ -96,12 +106,12 @@ class PathPolicy:
                 return candidate
             tried.append(candidate)
         raise PathRefusedError(f"file not found: {value} (looked for {', '.join(dict.fromkeys(tried))})"
-                               f"{self._hint(kind)}")
+                               f"{self._hint(kind)}", status=404)
 
     def _confined(self, value: str, kind: str) -> str:
         refused = PathRefusedError(f"file not found or not allowed: {value!r} (name a file of the server's "
                                    f"{'models' if kind == 'model' else 'input'} folder, e.g. an upload)"
-                                   f"{self._hint(kind)}")
+                                   f"{self._hint(kind)}", status=404)
         if "\x00" in value or len(value) > 4096:
             raise refused
         parts = re.split(r"[\\/]", value)

@@ -89,7 +89,8 @@ InputError = NodeInputError
 def blame(input_name: str, *others: str) -> Iterator[None]:
     """Re-raise ``ValueError`` / ``OSError`` from the block as :class:`InputError` naming an input: the one the error's
     ``argument`` attribute names (see :class:`collage_core.collage.ArgumentError`) if it is ``input_name`` or one of
-    ``others``, else ``input_name``."""
+    ``others``, else ``input_name``. ``others`` may name a library parameter the node's ``error_inputs`` maps to an
+    input of another name: the engine renames it (:func:`collage_engine.errors.as_input_error`)."""
     try:
         yield
     except InputError:

@@ -117,12 +117,13 @@ class PaintClass(Node):
               description="How much of the class replaces what is below (0 = nothing, 1 = all, under mask = 1)."),
     ]
     outputs = [Output("class_map", CLASS_MAP, "The painted map.")]
+    error_inputs = {"strengths": "strength"}  # paint_class's parameter
 
     def estimate(self, class_map=None, mask=None, class_name=None, **_):
         return _painted(class_map, class_name, 1)
 
     def run(self, ctx, class_map, mask, class_name, strength):
-        with blame("mask", "class_name", "strength"):
+        with blame("mask", "class_name", "strengths"):
             return (paint_class(class_map, mask, class_name, [strength]),)
 
 

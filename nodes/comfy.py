@@ -336,7 +336,7 @@ def run_declaration(node: type[Node], given: dict, *, registry: Any = None, prom
     # ComfyUI executes nodes inside torch.inference_mode(); ours run as in our own engine: tensors that keep
     # version counters (collage_core's weight caches read them) and autograd available (manifold projection).
     with torch.inference_mode(False):
-        values, ui = normalise_result(node, (instance or node()).run(ctx, **kwargs))
+        values, ui = normalise_result(node, (instance or node()).run_reported(ctx, **kwargs))
     outputs = tuple(_to_comfy(o.type, v) for o, v in zip(node.outputs, values))
     if ui is not None:
         return outputs, public_ui(ui)

@@ -159,6 +159,7 @@ class PaintClassMap(Node):
                description="The class painted under mask (a class name or id); unused without a mask."),
     ]
     outputs = [Output("class_map", CLASS_MAP, "The painted map (as many variants as the incoming one).")]
+    error_inputs = {"class_name": "mask_class"}  # paint_class's parameter
 
     def validate(self, strokes=None, **_):
         if isinstance(strokes, str):
@@ -191,13 +192,8 @@ class PaintClassMap(Node):
         with blame("strokes"):
             parsed = strokes_of(strokes) if isinstance(strokes, str) else parse_strokes(strokes)
         if mask is not None:
-            with blame("mask", "class_name"):
-                try:
-                    class_map = paint_class(class_map, mask, mask_class, [1.0])
-                except ValueError as e:
-                    if getattr(e, "argument", None) == "class_name":
-                        raise InputError("mask_class", str(e)) from None
-                    raise
+            with blame("mask", "class_name"):  # class_name: reported on mask_class (error_inputs)
+                class_map = paint_class(class_map, mask, mask_class, [1.0])
         with blame("strokes"):
             out = paint_strokes(class_map, parsed)
         ui = {"paint_labels": [labels_payload(class_map.class_names)]}

@@ -129,5 +129,6 @@ def call(class_type: str, **inputs):
           for i in cls.inputs}
     unknown = set(inputs) - set(kw)
     assert not unknown, f"{class_type} has no inputs {unknown}"
-    out = cls().run(ctx(class_type=class_type), **kw)
+    # run_reported: errors reported on inputs as the node declares (error_inputs), as the engine does
+    out = cls().run_reported(ctx(class_type=class_type), **kw)
     return tuple(out) if isinstance(out, tuple) else (out,)

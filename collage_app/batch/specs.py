@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import MapError, MapSpecError  # defined with the application's other errors (its exit-status table)
+
 __all__ = ["MANIFEST", "MapError", "MapSpecError", "Row", "Axis", "axes", "build_rows", "rows_table"]
 
 #: the manifest's file name in the output folder (no row may take it)
@@ -33,14 +35,6 @@ TABLE_EXTENSIONS = (".csv", ".jsonl", ".ndjson")
 _RANGE = re.compile(r"^\s*(-?\d+)\s*:\s*(-?\d+)\s*(?::\s*(-?\d+)\s*)?$")
 _GLOB_CHARS = re.compile(r"[*?[]")
 _MAX_ID = 80
-
-
-class MapError(ValueError):
-    """A map that cannot start (bad workflow, a manifest written for other rows, Ray missing)."""
-
-
-class MapSpecError(MapError):
-    """An ``--over`` spec that cannot be read; the message starts with the spec."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..paths import PathRefusedError
+
 # one logger for the whole server package, named as it was before the package was split into modules
 log = logging.getLogger("collage_engine.server")
 
@@ -25,16 +27,8 @@ _ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 
 # ------------------------------------------------------------------------------------------------- paths
-class PathRefused(ValueError):
-    """A client-supplied path that would leave its folder (``..``, absolute, drive, NUL, symlink escape).
-
-    ``status`` is the HTTP status a route answers it with where the route decides by the refusal: 403 for a path
-    that resolves outside its folder (:func:`safe_join`), 400 for a malformed one.
-    """
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+#: the server's name for the engine's one path-refusal type (its ``status``: the HTTP status a route answers)
+PathRefused = PathRefusedError
 
 
 def _check_part(part: Any, what: str) -> str:

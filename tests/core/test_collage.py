@@ -172,8 +172,8 @@ def test_paint_refuses_bad_arguments(G):
     _refused("class_name", "unknown class name 'zebra'", lambda: cl.paint_class(cm, m, "zebra", [1.0]))
     _refused("class_name", r"class id 21 out of range", lambda: cl.paint_class(cm, m, 21, [1.0]))
     for s in (1.5, -0.1, float("nan")):
-        _refused("strength", r"strength .* is outside \[0, 1\]", lambda s=s: cl.paint_class(cm, m, 1, [s]))
-    _refused("strength", "no strengths given", lambda: cl.paint_class(cm, m, 1, []))
+        _refused("strengths", r"strength .* is outside \[0, 1\]", lambda s=s: cl.paint_class(cm, m, 1, [s]))
+    _refused("strengths", "no strengths given", lambda: cl.paint_class(cm, m, 1, []))
     _refused("region", r"region has values in \[.*\]; a mask must lie in \[0, 1\]",
              lambda: cl.paint_class(cm, m * 2, 1, [1.0], "region"))  # the mask's name is the caller's
     _refused("mask", r"mask has shape \(64,\)", lambda: cl.paint_class(cm, torch.ones(64), 1, [1.0]))

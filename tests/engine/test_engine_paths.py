@@ -35,6 +35,17 @@ def test_open_policy_looks_next_to_the_workflow_first(tree):
     with pytest.raises(PathRefusedError) as e:
         p.resolve("c.txt")
     assert str(tree / "wf" / "c.txt") in str(e.value) and str(tree / "cwd" / "c.txt") in str(e.value)
+    assert e.value.status == 404  # one refusal type for the engine and the server: the HTTP status it answers
+
+
+def test_the_server_refuses_paths_with_the_same_type(tmp_path):
+    pytest.importorskip("aiohttp")
+    from collage_engine.server import PathRefused, safe_join
+
+    assert PathRefused is PathRefusedError
+    with pytest.raises(PathRefusedError) as e:
+        safe_join(str(tmp_path), "..")
+    assert e.value.status == 400
 
 
 def test_confined_policy(tree):
