@@ -26,8 +26,9 @@ class InvalidWorkflow(Exception):
     """The workflow file cannot be read at all."""
 
 
-class OverrideError(ValueError):
-    """A ``--set`` that cannot be applied (bad syntax, unknown node or input)."""
+class OverrideError(UserError, ValueError):
+    """A ``--set`` that cannot be applied (bad syntax, unknown node or input): a user error like any other (and a
+    ValueError for the Python API)."""
 
 
 class MapError(ValueError):
@@ -54,7 +55,6 @@ EXIT_CODES: tuple[ExitRule, ...] = (
     ExitRule(BrokenPipeError, 0, None),  # `neural-collage examples | head`: the reader has gone, which is no error
     ExitRule(InvalidWorkflow, EXIT_INVALID),
     ExitRule(UserError, EXIT_USER_ERROR),
-    ExitRule(OverrideError, EXIT_USER_ERROR),
     ExitRule(MapSpecError, EXIT_USER_ERROR),
     ExitRule(MapError, EXIT_INVALID),
     ExitRule(FileNotFoundError, EXIT_USER_ERROR, verbose_traceback=True),
