@@ -24,11 +24,15 @@ def parse_set(text: str) -> tuple[str, str, Any]:
     if not eq or not dot or not node or not name.isidentifier():
         raise OverrideError(f"--set {text!r}: expected NODE.INPUT=VALUE (NODE: node id or title), "
                             f"e.g. --set 3.seed=7 or --set 'Base class.base_class=\"cat\"'")
+    return node, name, parse_value(raw)
+
+
+def parse_value(text: str) -> Any:
+    """A value as the command line gives it (``--set``, a CSV cell of ``--over``): JSON if it parses, else the text."""
     try:
-        value = json.loads(raw)
+        return json.loads(text)
     except ValueError:
-        value = raw
-    return node, name, value
+        return text
 
 
 def find_node(api: dict, node: str) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MapError, MapSpecError  # defined with the application's other errors (its exit-status table)
+from ..overrides import parse_value
 
 __all__ = ["MANIFEST", "MapError", "MapSpecError", "Row", "Axis", "axes", "build_rows", "rows_table"]
 
@@ -162,7 +163,7 @@ def _table_axis(spec: str) -> Axis:
             for k, v in rec.items():
                 if k is not None and isinstance(v, str) and v.strip() == "" and k.strip() != "id":
                     continue  # an empty cell keeps the workflow's value
-                values[k] = _cell(v) if k is not None and k.strip() != "id" else v
+                values[k] = parse_value(v) if k is not None and k.strip() != "id" else v
             entry, row_id = _table_entry(spec, f"line {line}", values)
             entries.append(entry)
             ids.append(row_id)
@@ -185,14 +186,6 @@ def _table_axis(spec: str) -> Axis:
     slugs = [_slug(i) if i is not None else "_".join(_value_slug(k, v) for k, v in e.items()) or "row"
              for e, i in zip(entries, ids)]
     return Axis(spec, keys, entries, slugs)
-
-
-def _cell(text: str) -> Any:
-    """A CSV cell as ``--set`` reads a value: JSON if it parses, else the text."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def _axis(spec: Any) -> Axis:

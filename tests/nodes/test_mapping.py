@@ -294,14 +294,18 @@ def test_ray_two_workers_give_the_same_pictures_and_manifest(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ray_on_a_simulated_two_node_cluster(tmp_path, capsys):
-    """Two Ray nodes of two CPUs each (Ray's own cluster utilities, on this machine) and two workers that reserve
-    two CPUs each (--threads 2): a worker on each node, every row done once, the same pictures as in-process."""
+    """A Ray cluster of three nodes on this machine (Ray's own cluster utilities): a head with no CPUs for workers
+    (the driver's), and two nodes of two CPUs; two workers that reserve two CPUs each (--threads 2) can only start
+    one on each of the other nodes. Every row is done once, on a node that is not the driver's, with the same
+    pictures as in-process. (Which of the two workers takes which rows is Ray's choice: with a tiny model the first
+    worker up may take them all, so the test does not ask for both.)"""
     pytest.importorskip("ray.data")
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
-        cluster.add_node(num_cpus=2)
+        head = cluster.head_node.node_id[:12]
+        workers = {cluster.add_node(num_cpus=2).node_id[:12] for _ in range(2)}
         cluster.wait_for_nodes()
         out = tmp_path / "out"
         args = ["map", COLLAGE, "--over", "Latent.seed=0:4", "--out", str(out), "--set", TINY_SET, "--device", "cpu",
@@ -314,7 +318,7 @@ def test_ray_on_a_simulated_two_node_cluster(tmp_path, capsys):
     recs = _manifest(out)
     assert sorted(r["row"] for r in recs) == [f"seed-{i}" for i in range(4)] and {r["status"] for r in recs} == {"ok"}
     nodes = {r["worker"].split(" node ")[1] for r in recs}
-    assert len(nodes) == 2, [r["worker"] for r in recs]  # both nodes ran rows
+    assert nodes <= workers and head not in nodes, ([r["worker"] for r in recs], head, workers)
     ray_files = _files(out)
     out.rename(tmp_path / "ray")
     assert main(args) == 0
