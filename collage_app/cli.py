@@ -12,6 +12,8 @@ Sub-commands::
     neural-collage export RUN_DIR MODEL_DIR    # write a trained run's EMA generator + discriminator
     neural-collage train-encoder --out DIR     # train an encoder (picture -> latent) that starts projection
     neural-collage eval MODEL --data DIR       # quality report of a generator
+    neural-collage judge MODEL... --data DIR   # the honest evaluation: pretrained features, judges that never saw
+                                               # the GAN's pictures (or a style), old and new models side by side
     neural-collage convert MODEL OUT.safetensors  # any loadable generator (e.g. a BigGAN folder) as our safetensors
 
 User errors (bad workflow, missing file, bad argument) print one clear message and exit with status 2 (or 1 for
@@ -378,6 +380,55 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_convert)
 
 
+def _add_judge(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("judge", help="the honest evaluation: judges that never saw the GAN's training pictures",
+                       description="Untruncated samples of each MODEL, judged in a frozen ImageNet-pretrained "
+                                   "EfficientNet-lite0 feature space: top-1 accuracy by a judge trained only on "
+                                   "styles the GAN never saw (and by one trained on every real style, with its "
+                                   "leave-one-style-out accuracy), Fréchet distance, precision/recall and "
+                                   "within-class diversity; per class. Needs the `train` extra.")
+    p.add_argument("model", nargs="+", help="embedded model name or generator checkpoint; all are judged alike")
+    p.add_argument("--data", required=True, help="prepared dataset folder (train/, test_openmoji/, judge/)")
+    p.add_argument("--out", help="folder for report.md, report.json and MODEL/samples_per_class.png")
+    p.add_argument("--samples-per-class", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", action="append", default=[], metavar="NAME",
+                   help="column name of each model, in order (default: the model's name or file stem)")
+    p.set_defaults(func=_cmd_judge)
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from collage_core import load_generator
+    from collage_core.training.honest import evaluate_honestly, make_honest_judge, markdown
+    from collage_core.training.pretrained import PretrainedWeightsMissing
+
+    if not Path(args.data).is_dir():
+        raise UserError(f"--data {args.data}: no such folder (prepare one with `neural-collage data emoji-animals`)")
+    if args.label and len(args.label) != len(args.model):
+        raise UserError(f"--label given {len(args.label)} times for {len(args.model)} models")
+    labels = args.label or [m if not Path(m).suffix else Path(m).stem for m in args.model]
+    models = [load_generator(m) for m in args.model]
+    try:
+        hj = make_honest_judge(args.data, seed=args.seed)
+    except (PretrainedWeightsMissing, FileNotFoundError) as e:
+        raise UserError(str(e)) from None
+    out = Path(args.out) if args.out else None
+    reports = [evaluate_honestly(G, hj, label, per_class=args.samples_per_class, seed=args.seed,
+                                 out_dir=out / label if out else None) for label, G in zip(labels, models)]
+    text = markdown(reports, hj)
+    print(text)
+    if out:
+        (out / "report.md").write_text(text + "\n")
+        (out / "report.json").write_text(json.dumps({
+            "models": [asdict(r) for r in reports], "strict_trust": hj.strict_trust,
+            "strict_trained_on": hj.strict.trained_on, "unseen_style_accuracy": hj.unseen_style_accuracy,
+            "unseen_per_style": hj.unseen_per_style}, indent=1))
+        print(f"\nwrote {out}/report.md, report.json and one folder of samples per model")
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     import torch
 
@@ -390,7 +441,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = [_add_run, _add_validate, _add_map, _add_examples, _add_nodes, _add_data, _add_train, _add_export,
-             _add_train_encoder, _add_eval, _add_serve, _add_convert]
+             _add_train_encoder, _add_eval, _add_judge, _add_serve, _add_convert]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -42,7 +42,8 @@ class ImageDataset:
     """All images of a class-labelled folder as one tensor ``(N, 3, R, R)`` in [-1, 1] plus labels."""
 
     def __init__(self, root: str | Path, resolution: int, split: str = "train", device: str | torch.device = "cpu",
-                 class_names: list[str] | None = None, require_all_classes: bool = True) -> None:
+                 class_names: list[str] | None = None, require_all_classes: bool = True,
+                 variants: bool = True) -> None:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"dataset folder not found: {root}")
@@ -52,10 +53,13 @@ class ImageDataset:
             manifest = json.loads((root / "manifest.json").read_text())
         names = list(class_names or manifest.get("classes") or sorted(p.name for p in base.iterdir() if p.is_dir()))
         images, labels, files = [], [], []
+        # variants=False: only each style's own head (manifest "variant" 0), not its expression variants
+        skip = set() if variants else {r.get("path") for r in manifest.get("images", [])
+                                       if isinstance(r, dict) and r.get("variant", 0) != 0}
         for k, name in enumerate(names):
             folder = base / name
             for f in sorted(folder.iterdir()) if folder.is_dir() else []:
-                if f.suffix.lower() in IMAGE_SUFFIXES:
+                if f.suffix.lower() in IMAGE_SUFFIXES and str(f.relative_to(root).as_posix()) not in skip:
                     images.append(load_rgb(f, resolution))
                     labels.append(k)
                     files.append(str(f.relative_to(root)))

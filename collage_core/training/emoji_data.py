@@ -57,6 +57,9 @@ ALPHA_THRESHOLD = 16
 DEFAULT_CACHE = Path("~/.cache/neural-collage/npm")
 TRAIN_SPLIT = "train"
 TEST_SPLIT = "test_openmoji"
+#: Styles only the honest evaluation's judge learns from (never the GAN): see ``collage_core.training.honest``.
+JUDGE_SPLIT = "judge"
+SPLITS = (TRAIN_SPLIT, TEST_SPLIT, JUDGE_SPLIT)
 RASTERISER_PIP = "resvg-py"
 NPM_TIMEOUT_S = 600
 
@@ -277,16 +280,32 @@ TEST_SETS: tuple[EmojiSet, ...] = (
               "frog": "1F438", "dragon": "1F432"}),
 )
 
+#: Styles the GAN never sees, kept for the honest evaluation's judge (with OpenMoji): a classifier that has never
+#: seen a training picture of the GAN. Share-alike and line art are fine here: nothing of the judge ships.
+JUDGE_SETS: tuple[EmojiSet, ...] = (
+    EmojiSet("emojione-v1", "@iconify-json/emojione-v1", "1.2.3", "CC-BY-SA-4.0",
+             "sha512-UjI2VQEXVtGlPBvQuxEizro7QCgBcJDOYwKUupquvvZ8UV4xOlvm45IU82JYWegiAWLerY79gFLMZ26U6Ms+ww==",
+             "iconify", JUDGE_SPLIT,
+             {**_without(_UNICODE_HEADS, "lion", "fox", "polar_bear", "unicorn", "raccoon"),
+              "wolf": "wolf-face", "bear": "bear-face", "panda": "panda-face", "hamster": "hamster-face",
+              "frog": "frog-face"}),
+    EmojiSet("fluent-emoji-high-contrast", "@iconify-json/fluent-emoji-high-contrast", "1.2.6", "MIT",
+             "sha512-esqhZPpkrF7sNX3NsLoh8KW64okEr/bzko7WNnFP+qTJGAqDPDYjp0925yxuivXy3HtVQB8xhIKu3+Nq1byX5w==",
+             "iconify", JUDGE_SPLIT, dict(_UNICODE_HEADS)),
+)
+
 #: Packages deliberately left out of the default data, with the reason (licences checked by hand).
 EXCLUDED_SETS: dict[str, str] = {
     "fluent-emoji-high-contrast": (
         "line art (black outlines on white, no fill colours): a different domain from every other style; "
-        "with one image per class and style it made the naive generator produce outline-only samples"),
+        "with one image per class and style it made the naive generator produce outline-only samples "
+        "(kept for the evaluation judge only)"),
     "@lobehub/fluent-emoji-anim-1..4": (
         "animated Fluent emoji: the packages name no source, and Microsoft has not openly licensed the "
         "animations (microsoft/fluentui-emoji issue #51); their first frames equal the 3D stills anyway"),
     "@svgmoji/blob": "ships no art on npm (the SVGs were removed in 3.0.0 and older versions are gone)",
-    "emojione-v1": "Emoji One 1.x art is CC-BY-SA-4.0 (share-alike is kept out of the shipped weights)",
+    "emojione-v1": ("Emoji One 1.x art is CC-BY-SA-4.0 (share-alike is kept out of the shipped weights; kept for "
+                    "the evaluation judge only)"),
     "emoji-datasource-*, @twemoji/svg, @lobehub/fluent-emoji-modern/-flat, emojione@2": (
         "the same art as sets already used"),
     "streamline-*-color, icon-park, other colour Iconify sets": "outline or duotone UI glyphs, not emoji heads",
@@ -302,8 +321,8 @@ _LICENSE_URLS: dict[str, str] = {
 
 
 def default_sets() -> tuple[EmojiSet, ...]:
-    """Training sets followed by the held-out test sets, in column order."""
-    return TRAIN_SETS + TEST_SETS
+    """Training sets, then the held-out test style, then the judge-only styles, in column order."""
+    return TRAIN_SETS + TEST_SETS + JUDGE_SETS
 
 
 def kept_classes(sets: Sequence[EmojiSet], classes: Sequence[str] = CLASSES,
@@ -598,7 +617,7 @@ def write_manifest(out_dir: Path, records: Sequence[Mapping[str, Any]], classes:
         "background": [255, 255, 255],
         "rasteriser": dict(rasteriser),
         "classes": list(classes),
-        "splits": {split: [s.style for s in sets if s.split == split] for split in (TRAIN_SPLIT, TEST_SPLIT)},
+        "splits": {split: [s.style for s in sets if s.split == split] for split in SPLITS},
         "packages": [{"style": s.style, "package": s.package, "version": s.version, "license": s.license,
                       "integrity": s.integrity, "split": s.split} for s in sets],
         "excluded_sets": dict(EXCLUDED_SETS),
@@ -667,7 +686,8 @@ def make_contact_sheet(out_dir: Path, records: Sequence[Mapping[str, Any]], clas
     variants = {key: sum(1 for r in records if (r["class"], r["style"]) == key) - 1 for key in by_key}
     for j, s in enumerate(sets):
         x = label_w + j * (cell + pad)
-        title = s.style if s.split == TRAIN_SPLIT else f"{s.style}\n(held out)"
+        role = "held out" if s.split == TEST_SPLIT else "judge"
+        title = s.style if s.split == TRAIN_SPLIT else f"{s.style}\n({role})"
         draw.multiline_text((x + 2, 2), title.replace("-emoji", "-\nemoji", 1) if "\n" not in title else title,
                             fill=(0, 0, 0), font=font, spacing=1)
     for i, cls in enumerate(classes):
@@ -715,7 +735,7 @@ def build_dataset(out_dir: str | os.PathLike, sets: Sequence[EmojiSet], cache_di
     for s in sets:
         contents[s.style] = read_package(fetch_npm_package(s, cache_dir), s, kept)
 
-    for split in (TRAIN_SPLIT, TEST_SPLIT):
+    for split in SPLITS:
         shutil.rmtree(out_dir / split, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 

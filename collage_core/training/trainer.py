@@ -65,6 +65,14 @@ class TrainConfig:
     r1_gamma: float = 0.0
     r1_every: int = 16
     diffaug: str = "color,translation,cutout"
+    # "sngan": the SN-ResNet projection discriminator; "projected": small discriminators on frozen pretrained
+    # EfficientNet-lite0 features (Projected GANs; needs the `train` extra), of width projected_width; "paired":
+    # both, their hinge losses weighed equally
+    discriminator: str = "sngan"
+    projected_width: int = 64
+    projected_side: int = 128  # images are resized to this side before the pretrained network
+    # False: train on each style's own head only, without the expression variants (cat faces, wise monkeys...)
+    variants: bool = True
     augment: bool = True
     seed: int = 0
     device: str = "auto"
@@ -109,7 +117,9 @@ class Trainer:
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         self.out = Path(cfg.out)
-        self.data = ImageDataset(cfg.data, cfg.resolution, device=self.device)
+        if cfg.discriminator not in ("sngan", "projected", "paired"):
+            raise ValueError(f"discriminator must be 'sngan', 'projected' or 'paired', not {cfg.discriminator!r}")
+        self.data = ImageDataset(cfg.data, cfg.resolution, device=self.device, variants=cfg.variants)
         k = self.data.n_classes
         layout = cfg.resolved_layout()
         gcfg = GeneratorConfig.from_layout(layout, cfg.ch, cfg.dim_z, k)
@@ -118,9 +128,19 @@ class Trainer:
         dcfg = DiscriminatorConfig.from_layout(PAIRED_DISCRIMINATOR[layout], cfg.dis_ch, k, cfg.resolution)
         torch.manual_seed(cfg.seed)
         self.G = Generator(gcfg, class_names=self.data.class_names).to(self.device)
-        self.D = Discriminator(dcfg).to(self.device)
+        # the SN projection discriminator: trained (recipe "sngan"), or carried over from --init for export (the
+        # manifold projection's feature objective needs one) while a projected discriminator is trained
+        self.D_sngan = Discriminator(dcfg).to(self.device)
         if cfg.init:
             self._warm_start(cfg.init)
+        if cfg.discriminator in ("projected", "paired"):
+            from .projected import PairedDiscriminator, ProjectedDiscriminator
+            self.D = ProjectedDiscriminator(k, width=cfg.projected_width, side=cfg.projected_side,
+                                            seed=cfg.seed).to(self.device)
+            if cfg.discriminator == "paired":
+                self.D = PairedDiscriminator(self.D_sngan, self.D)
+        else:
+            self.D = self.D_sngan
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
@@ -150,15 +170,15 @@ class Trainer:
             D = load_discriminator(folder / "discriminator.safetensors")
         else:  # an embedded model's name
             G, D = load_generator(name), load_discriminator(name)
-        if G.config != self.G.config or D.config != self.D.config:
+        if G.config != self.G.config or D.config != self.D_sngan.config:
             raise CheckpointError(f"init {name!r}: its architecture ({G.config}, {D.config}) differs from this "
-                                  f"run's ({self.G.config}, {self.D.config})")
+                                  f"run's ({self.G.config}, {self.D_sngan.config})")
         if list(G.class_names or []) != list(self.data.class_names):
             raise CheckpointError(f"init {name!r}: its classes {list(G.class_names or [])} differ from the "
                                   f"data's {list(self.data.class_names)}")
         with torch.no_grad():
             self.G.load_state_dict({k: v.float() for k, v in G.state_dict().items()})
-            self.D.load_state_dict({k: v.float() for k, v in D.state_dict().items()})
+            self.D_sngan.load_state_dict({k: v.float() for k, v in D.state_dict().items()})
 
     # ------------------------------------------------------------------------------------------ one step
     def _generate(self, G: Generator, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -389,7 +409,11 @@ class Trainer:
                 "data": self.data.provenance, **(provenance or {})}
         dtype = torch.float16 if half else None
         g = save_generator(self.G_ema.float(), folder / "generator.safetensors", provenance=prov, dtype=dtype)
-        d = save_discriminator(self.D.float(), folder / "discriminator.safetensors", provenance=prov, dtype=dtype)
+        if self.cfg.discriminator == "projected":
+            prov["discriminator"] = (f"the SN projection discriminator of {self.cfg.init!r}, carried over unchanged "
+                                     f"(this run trained a projected discriminator)")
+        d = save_discriminator(self.D_sngan.float(), folder / "discriminator.safetensors", provenance=prov,
+                               dtype=dtype)
         return g, d
 
 

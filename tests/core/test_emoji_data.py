@@ -34,6 +34,8 @@ def test_every_class_has_enough_training_styles() -> None:
 def test_openmoji_is_held_out_and_sets_are_openly_licensed() -> None:
     assert all(s.split == ed.TRAIN_SPLIT for s in ed.TRAIN_SETS)
     assert all(s.split == ed.TEST_SPLIT for s in ed.TEST_SETS)
+    assert all(s.split == ed.JUDGE_SPLIT for s in ed.JUDGE_SETS)  # the evaluation judge's own styles
+    assert {s.style for s in ed.JUDGE_SETS}.isdisjoint(s.style for s in ed.TRAIN_SETS)
     assert "openmoji" not in {s.style for s in ed.TRAIN_SETS}
     assert all(s.license != "CC-BY-SA-4.0" for s in ed.TRAIN_SETS)
     sets = ed.default_sets()
@@ -44,7 +46,9 @@ def test_openmoji_is_held_out_and_sets_are_openly_licensed() -> None:
         assert s.integrity and s.integrity.startswith("sha512-")
         assert not re.search(r"apple|facebook|joypixels", s.package, re.I)
         assert set(s.icons) <= set(ed.CLASSES)
-    assert not set(ed.EXCLUDED_SETS) & {s.style for s in sets}
+    # nothing excluded from training is trained on (the judge-only styles are named there, with why)
+    assert not set(ed.EXCLUDED_SETS) & {s.style for s in ed.TRAIN_SETS}
+    assert all("judge only" in ed.EXCLUDED_SETS[s.style] for s in ed.JUDGE_SETS)
 
 
 def test_excluded_icons_are_not_in_the_tables() -> None:
