@@ -18,7 +18,7 @@ deterministic rasteriser (resvg, system fonts skipped), PNGs written by Pillow w
 a fixed key order. Nothing here touches the network at import time, and the rasteriser (``resvg-py``) is
 imported only when an SVG is rendered.
 
-Command line: ``python -m collage_core.training.emoji_data OUT_DIR [--cache DIR] [--size N]``.
+Command line: ``neural-collage data emoji-animals OUT_DIR [--cache DIR] [--size N]``.
 """
 
 from __future__ import annotations
@@ -796,14 +796,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {n_train} training and {len(images) - n_train} held-out images to {out}")
     return 0
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m collage_core.training.emoji_data",
-                                     description="Prepare the emoji animal-head training data.")
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
