@@ -23,7 +23,6 @@ Several models are judged by one judge, so their numbers compare.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ from ..grid_labels import labelled_grid
 from .augment import data_augment
 from .dataset import ImageDataset
 from .emoji_data import JUDGE_SPLIT, TEST_SPLIT, TRAIN_SPLIT
-from .evaluate import frechet_distance
+from .evaluate import _mean_pairwise, frechet_distance
 from .pretrained import EfficientNetLite, load_efficientnet_lite
 
 #: the judge's network: not lite0, which the projected discriminator trains the generator against
@@ -207,13 +206,8 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = NEIGHBOURS
 
 
 def _within_class(x: torch.Tensor, y: torch.Tensor, classes: int) -> dict[int, float]:
-    out = {}
-    for k in range(classes):
-        f = x[y == k].flatten(1).double()
-        if len(f) > 1:
-            d = torch.cdist(f, f) / math.sqrt(f.shape[1])
-            out[k] = float(d.sum() / (len(f) * (len(f) - 1)))
-    return out
+    """Per class with at least two rows: the mean pairwise RMS distance of its rows."""
+    return {k: _mean_pairwise(x[y == k]) for k in range(classes) if int((y == k).sum()) > 1}
 
 
 def _diversity(real_x, real_y, fake_x, fake_y, classes: int) -> float:
