@@ -6,10 +6,11 @@ Run by hand::
     python benchmarks/poisson.py --sizes 512 --repeats 5
 
 For each size and mask (an ellipse covering ~16% of the image, an ellipse cut by the image border, five separate
-ellipses) it prints the median wall time of ``cv2.seamlessClone(..., NORMAL_CLONE)``, of
-:func:`poisson_composite_reference` (scipy ``spsolve`` over the masked pixels, run fewer times because it is slow)
-and of :func:`poisson_composite`, the speed-ups measured in the same run, and the mean / max absolute difference
-inside the mask, in grey levels, of the 8-bit results against the 8-bit reference. ``ours-ref float`` compares the
+ellipses) it prints the median wall time of ``cv2.seamlessClone(..., NORMAL_CLONE)`` and of
+:func:`poisson_composite` (8-bit pictures, default settings; the two are called in turn, so a change of machine load
+hits both alike), their ratio, the time of :func:`poisson_composite_reference` (scipy ``spsolve`` over the masked
+pixels, run once by default because it is slow), the machine load, and the max / mean absolute difference inside the
+mask, in grey levels, of the 8-bit results against the 8-bit (rounded) reference. ``ours-ref float`` compares the
 float64 results before rounding (solver accuracy). OpenCV places the mask's bounding box centred on ``p``; ``p`` is
 chosen so that the placement is the identity, and OpenCV gets a fresh copy of the mask on every call (it overwrites
 the one it is given). ``OCV px changed outside``: pixels outside the mask that OpenCV modified. Needs scipy.
@@ -67,6 +68,18 @@ def median_time(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
+def interleaved(fns: list, repeats: int) -> list[tuple[float, object]]:
+    """Median wall time of each function, the functions called in turn (so a change of load hits them alike)."""
+    times = [[] for _ in fns]
+    outs = [f() for f in fns]                                        # warm-up
+    for _ in range(repeats):
+        for k, f in enumerate(fns):
+            t0 = time.perf_counter()
+            outs[k] = f()
+            times[k].append(time.perf_counter() - t0)
+    return [(statistics.median(t), o) for t, o in zip(times, outs)]
+
+
 def opencv_clone(src: np.ndarray, tgt: np.ndarray, mask: np.ndarray):
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
@@ -79,49 +92,48 @@ def opencv_clone(src: np.ndarray, tgt: np.ndarray, mask: np.ndarray):
 
 def diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> str:
     d = np.abs(a.astype(np.float64) - b.astype(np.float64))[mask]
-    return f"{d.mean():.4f} / {d.max():.4g}"
+    return f"{d.max():.4g} / {d.mean():.4f}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
-    ap.add_argument("--repeats", type=int, default=7, help="runs of OpenCV and ours (median)")
-    ap.add_argument("--ref-repeats", type=int, default=3, help="runs of the scipy reference at sizes <= 1024")
+    ap.add_argument("--repeats", type=int, default=9, help="runs of OpenCV and ours, in turn (median)")
+    ap.add_argument("--ref-repeats", type=int, default=1, help="runs of the scipy reference at sizes <= 1024")
     ap.add_argument("--threads", type=int, default=None, help="cv2.setNumThreads (default: OpenCV's own)")
     args = ap.parse_args()
     if args.threads is not None:
         cv2.setNumThreads(args.threads)
 
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
-          f"numpy {np.__version__}, opencv {cv2.__version__}, cv2 threads {cv2.getNumThreads()}")
-    head = (f"{'size':>5} {'mask':8} {'masked px':>10} {'OpenCV ms':>10} {'ref ms':>9} {'ours ms':>8} "
-            f"{'ref/ours':>8} {'OCV/ours':>8} | {'ours-ref mean/max':>18} {'OCV-ref mean/max':>18} "
-            f"{'ours-ref float max':>18} {'OCV px changed outside':>22}")
+          f"numpy {np.__version__}, opencv {cv2.__version__}; threads: cv2 {cv2.getNumThreads()} (ours and "
+          "seamlessClone), numpy single-threaded; load: os.getloadavg() 1-minute average at the start of each row")
+    head = (f"{'size':>5} {'mask':8} {'masked px':>10} {'load':>5} {'OpenCV ms':>10} {'ours ms':>8} {'OCV/ours':>8} "
+            f"{'ref ms':>7} | {'ours-ref max/mean':>18} {'OCV-ref max/mean':>18} {'ours-ref float max':>18} "
+            f"{'OCV px changed outside':>22}")
     print(head)
     print("-" * len(head))
     for n in args.sizes:
         src, tgt = textured(n, 1), textured(n, 2)
         srcf, tgtf = src.astype(np.float64), tgt.astype(np.float64)
         for name, mask in masks(n).items():
+            load = os.getloadavg()[0]
             ours_fn = lambda: poisson_composite(src, tgt, mask)                         # noqa: E731
-            poisson_composite(src, tgt, mask)                                           # warm-up
-            t_ours, ours = median_time(ours_fn, args.repeats)
             try:
-                ocv_fn = opencv_clone(src, tgt, mask)
-                ocv_fn()
-                t_ocv, ocv = median_time(ocv_fn, args.repeats)
+                (t_ours, ours), (t_ocv, ocv) = interleaved([ours_fn, opencv_clone(src, tgt, mask)], args.repeats)
             except cv2.error as exc:                                                    # pragma: no cover
-                t_ocv, ocv = float("nan"), None
                 print(f"# OpenCV failed on {name} {n}: {str(exc).splitlines()[-1]}")
+                (t_ours, ours), = interleaved([ours_fn], args.repeats)
+                t_ocv, ocv = float("nan"), None
             ref_runs = args.ref_repeats if n <= 1024 else 1
             t_ref, reff = median_time(lambda: poisson_composite_reference(srcf, tgtf, mask), ref_runs)
             ref8 = np.clip(np.rint(reff), 0, 255).astype(np.uint8)
             oursf = poisson_composite(srcf, tgtf, mask)
             ocv_cols = ("n/a", "n/a", "n/a") if ocv is None else (
-                f"{t_ocv / t_ours:8.1f}", diff(ocv, ref8, mask), str(int((ocv != tgt).any(-1)[~mask].sum())))
-            print(f"{n:>5} {name:8} {int(mask.sum()):>10} {t_ocv * 1e3:>10.1f} {t_ref * 1e3:>9.0f} "
-                  f"{t_ours * 1e3:>8.1f} {t_ref / t_ours:>8.1f} {ocv_cols[0]:>8} | {diff(ours, ref8, mask):>18} "
-                  f"{ocv_cols[1]:>18} {np.abs(oursf - reff)[mask].max():>18.2e} {ocv_cols[2]:>22}")
+                f"{t_ocv / t_ours:8.2f}", diff(ocv, ref8, mask), str(int((ocv != tgt).any(-1)[~mask].sum())))
+            print(f"{n:>5} {name:8} {int(mask.sum()):>10} {load:>5.1f} {t_ocv * 1e3:>10.1f} {t_ours * 1e3:>8.1f} "
+                  f"{ocv_cols[0]:>8} {t_ref * 1e3:>7.0f} | {diff(ours, ref8, mask):>18} {ocv_cols[1]:>18} "
+                  f"{np.abs(oursf - reff)[mask].max():>18.2e} {ocv_cols[2]:>22}")
             sys.stdout.flush()
 
 
