@@ -1,5 +1,5 @@
-"""Exactness of the fast Poisson composite on 8-bit pictures: the default solve (``tol=None`` -> 1e-5 for integer
-targets) must give the sparse reference's result within one grey level, on the mask shapes the benchmark uses and
+"""Exactness of the fast Poisson composite on 8-bit pictures: the default solve (``tol=atol=None`` -> for integer
+targets, stop at an estimated max error of ``atol=0.3`` grey level) must give the sparse reference's result within one grey level, on the mask shapes the benchmark uses and
 on awkward sizes (CPU, small pictures, a few seconds in all)."""
 
 from __future__ import annotations
@@ -70,34 +70,49 @@ def test_uint8_matches_the_reference_within_one_grey_level(case, mode):
     ref = poisson_composite_reference(src, tgt, mask, mode=mode).astype(int)
     diff = np.abs(ours - ref)
     assert diff.max() <= 1, case
-    assert (diff[mask] == 0).mean() > 0.995, case              # rounding flips only where the exact value is ~x.5
+    # Rounding flips only where the exact value lies within the float error (<= 0.3) of x.5: a few pixels in 100.
+    assert (diff[mask] == 0).mean() > 0.97, case
     assert np.array_equal(ours[~mask], tgt[~mask])            # outside the mask: the target, bit-exact
     assert np.abs(ours[mask] - tgt[mask].astype(int)).max() > 5, case    # the composite did change the inside
 
 
-@pytest.mark.parametrize("case", ["ellipse", "border-cut ellipse", "five blobs", "odd sizes", "touches the corner"])
-def test_integer_default_tolerance_keeps_the_float_error_far_below_half_a_level(case):
-    """The default for integer targets (tol=1e-5), checked on the float solution before rounding."""
+@pytest.mark.parametrize("case", ["ellipse", "border-cut ellipse", "five blobs", "odd sizes", "touches the corner",
+                                  "non-square", "full rectangle", "all but the last column"])
+@pytest.mark.parametrize("mode", ["normal", "mixed"])
+def test_max_error_stopping_rule_keeps_the_float_error_below_atol(case, mode):
+    """``atol`` (the integer default, 0.3) bounds the max error of the float solution before rounding, and a looser
+    ``atol`` really stops earlier (larger error), so the rule is what decides when to stop."""
     h, w, make = CASES[case]
     mask = make(h, w)
     src, tgt = _picture(3, h, w).astype(np.float64), _picture(4, h, w).astype(np.float64)
-    ref = poisson_composite_reference(src, tgt, mask)
-    err = np.abs(poisson_composite(src, tgt, mask, tol=1e-5) - ref)[mask]
-    assert err.max() < 0.1 and err.mean() < 0.01, (err.max(), err.mean())
+    ref = poisson_composite_reference(src, tgt, mask, mode=mode)
+    err = {a: np.abs(poisson_composite(src, tgt, mask, mode=mode, atol=a) - ref)[mask].max() for a in (0.3, 30.0)}
+    assert err[0.3] <= 0.3, err
+    assert err[30.0] <= 30.0, err
+    assert err[30.0] > err[0.3], err
 
 
 def test_default_tolerance_depends_on_the_output_dtype():
     h, w, make = CASES["ellipse"]
     mask = make(h, w)
     src, tgt = _picture(5, h, w), _picture(6, h, w)
-    assert np.array_equal(poisson_composite(src, tgt, mask), poisson_composite(src, tgt, mask, tol=1e-5))
+    assert np.array_equal(poisson_composite(src, tgt, mask), poisson_composite(src, tgt, mask, atol=0.3))
     srcf, tgtf = src.astype(np.float32), tgt.astype(np.float32)
     default = poisson_composite(srcf, tgtf, mask)
     assert np.array_equal(default, poisson_composite(srcf, tgtf, mask, tol=1e-6))
     # and the float default is tighter than the integer one
     ref = poisson_composite_reference(srcf, tgtf, mask)
     assert np.abs(default - ref).max() < 1e-2
-    assert np.abs(default - ref).max() < np.abs(poisson_composite(srcf, tgtf, mask, tol=1e-3) - ref).max()
+    assert np.abs(default - ref).max() < np.abs(poisson_composite(srcf, tgtf, mask, atol=0.3) - ref).max()
+
+
+def test_tol_and_atol_are_exclusive_and_positive():
+    h, w, make = CASES["ellipse"]
+    src, tgt, mask = _picture(1, h, w), _picture(2, h, w), make(h, w)
+    with pytest.raises(ValueError, match="not both"):
+        poisson_composite(src, tgt, mask, tol=1e-5, atol=0.3)
+    with pytest.raises(ValueError, match="atol"):
+        poisson_composite(src, tgt, mask, atol=0.0)
 
 
 def test_empty_mask_is_rejected():
