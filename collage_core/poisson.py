@@ -126,6 +126,7 @@ _CROSS8 = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
 _LAPLACE = {_F32: np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)}
 _LAPLACE[_F64] = _LAPLACE[_F32].astype(np.float64)
 _BILINEAR_T = np.array([0.25, 0.75, 0.75, 0.25], np.float32)
+_BILINEAR_T_Y, _BILINEAR_T_X = _BILINEAR_T.reshape(4, 1), _BILINEAR_T.reshape(1, 4)
 
 # Chebyshev smoother of degree 2 for D^-1 A on [lmin, lmax] = [1/2, 2] (Gershgorin: lambda_max(D^-1 A) <= 2):
 # d0 = C0 D^-1 r0,  d1 = C1 d0 + C2 D^-1 (r0 - A d0),  x += d0 + d1.
@@ -704,10 +705,17 @@ class _Multigrid:
             pad = L.buf("pad", pshape)
             pad[:h, :w] = r
             r = pad
-        f = cv2.sepFilter2D(r, -1, _BILINEAR_T, _BILINEAR_T, dst=L.buf("padf", pshape), anchor=(1, 1),
-                            borderType=cv2.BORDER_REPLICATE)
+        # The separable [1, 3, 3, 1] / 4 filter, each pass evaluated only where it is sampled: along y on every row
+        # (then every second row is kept), along x on the kept rows (then every second column): ~half the work of
+        # one full-resolution 2-D pass.
+        fy = cv2.filter2D(r, -1, _BILINEAR_T_Y, dst=L.buf("padf", pshape), anchor=(0, 1),
+                          borderType=cv2.BORDER_REPLICATE)
+        half = L.buf("half", (hc, 2 * wc) + L.shape[2:])
+        half[...] = fy[0::2]
+        fx = cv2.filter2D(half, -1, _BILINEAR_T_X, dst=L.buf("halff", half.shape), anchor=(1, 0),
+                          borderType=cv2.BORDER_REPLICATE)
         b = Lc.buf("b")
-        b[...] = f[0::2, 0::2]
+        b[...] = fx[:, 0::2]
         b.reshape(-1).put(Lc._ring8f, 0.0)
         return b
 
