@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .common import UserError, add_device_flag, add_memory_flag, add_threads_flag
+from .common import UserError, add_device_flag, add_memory_flag, add_threads_flag, parse_memory
 from .examples import workflows_folder
 
 log = logging.getLogger(__name__)
@@ -225,10 +225,14 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                 user_dir: str | None = None, max_upload_bytes: int = 50 << 20, max_history: int = 10_000,
                 max_queue: int = 1000, examples: bool = True, engine_kwargs: dict | None = None,
                 models_dir: str | None = None, allow_paths: list[str] = (), max_memory: int | None = None,
-                allowed_hosts: list[str] = ()):
+                allowed_hosts: list[str] = (), isolate: bool = True, worker_memory_limit: int | None = None,
+                worker_hooks: dict | None = None, lock: bool = True):
     """A :class:`~collage_engine.server.PromptServer` over :func:`collage_nodes.engine` (needs aiohttp): file inputs
     confined to its input and models folders (plus ``allow_paths`` and the folder of ``model`` when it is a file),
-    runs bounded by ``max_memory`` bytes."""
+    runs bounded by ``max_memory`` bytes. With ``isolate`` (the default) workflows run in a supervised worker process
+    (:class:`~collage_engine.server.worker.ProcessRunner`, its resident memory limited to ``worker_memory_limit``,
+    default 85% of the memory available at start) that the server outlives; ``lock``: one server per folder."""
+    import functools
     from importlib.metadata import PackageNotFoundError, version
 
     import collage_nodes
@@ -258,7 +262,9 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                           default_settings=DEFAULT_SETTINGS, python_module=PYTHON_MODULE,
                           routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model)),
                                   ("GET", DEFAULT_WORKFLOW_ROUTE, default_workflow_route())],
-                          path_choices=lambda kind: model_choices(models) if kind == "model" else [])
+                          path_choices=lambda kind: model_choices(models) if kind == "model" else [],
+                          worker=functools.partial(collage_nodes.engine, **kwargs) if isolate else None,
+                          worker_memory_limit=worker_memory_limit, worker_hooks=worker_hooks, lock=lock)
     server.models_dir = models
     if examples:
         seed_examples(server)
@@ -302,6 +308,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="finished prompts kept in the history, on disk in the user folder (default 10000, as ComfyUI)")
     add_memory_flag(p)
     add_threads_flag(p)
+    p.add_argument("--worker-memory", type=_worker_memory, default="auto", metavar="SIZE",
+                   help="workflows run in a worker process that is stopped (and replaced) when its resident memory "
+                        "passes SIZE; 'auto' (default): 85%% of the memory available at start, a container's "
+                        "(cgroup) limit included; 0: no watchdog")
+    p.add_argument("--in-process", action="store_true",
+                   help="run workflows in the server process instead (no worker: a workflow that runs out of memory "
+                        "takes the server down; for debugging)")
     p.add_argument("--web-root", help="serve this folder as the editor instead of the installed frontend package")
     p.add_argument("--no-examples", action="store_true",
                    help=f"do not copy workflows/*.json into the user's {EXAMPLES_FOLDER}")
@@ -339,25 +352,44 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot make the data folder {data}: {e.strerror or e} (--dir DIR names another)") from None
     print(f"data:   {data}" + ("" if args.dir is not None else "  (--dir DIR to use another folder)"))
-    server = make_server(data, model=os.path.abspath(args.model) if args.model and os.path.isfile(args.model)
-                         else args.model, device=args.device, web_root=web_root or "",
-                         output_dir=args.output_dir, input_dir=args.input_dir, user_dir=args.user_dir,
-                         max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_history=args.max_history,
-                         examples=not args.no_examples, models_dir=args.models_dir, max_memory=args.max_memory,
-                         allow_paths=args.allow_path, allowed_hosts=args.allowed_host)
+    from collage_engine.server.lock import FolderBusy
+
+    try:
+        server = make_server(data, model=os.path.abspath(args.model) if args.model and os.path.isfile(args.model)
+                             else args.model, device=args.device, web_root=web_root or "",
+                             output_dir=args.output_dir, input_dir=args.input_dir, user_dir=args.user_dir,
+                             max_upload_bytes=int(args.max_upload_mb * (1 << 20)), max_history=args.max_history,
+                             examples=not args.no_examples, models_dir=args.models_dir, max_memory=args.max_memory,
+                             allow_paths=args.allow_path, allowed_hosts=args.allowed_host,
+                             isolate=not args.in_process, worker_memory_limit=args.worker_memory)
+    except FolderBusy as e:
+        raise UserError(str(e)) from None
+    for notice in server.notices:
+        print(f"note: {notice}")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {args.host}: anyone who can reach it can run workflows and write files")
     print(f"output: {server.output_dir}\ninput:  {server.input_dir}\nmodels: {server.models_dir}\n"
           f"user:   {server.user_dir}\ntorch:  {args.thread_choice}")
-    if args.max_memory:
-        from collage_engine import format_bytes
+    from collage_engine import format_bytes
 
+    if args.max_memory:
         print(f"memory budget of a run: {format_bytes(args.max_memory)} (--max-memory)")
+    limit = getattr(server.runner, "memory_limit", None)
+    print("worker: workflows run in the server process (--in-process)" if args.in_process else
+          "worker: workflows run in a worker process" + (f", stopped above {format_bytes(limit)} (--worker-memory)"
+                                                         if limit else ""))
     try:
         server.run(args.host, args.port)
     except OSError as e:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {e}") from None
     return 0
+
+
+def _worker_memory(text: str) -> int | None:
+    """``--worker-memory``: None for ``auto`` (the worker's default limit), 0 for no watchdog, else bytes."""
+    if text.strip().lower() == "auto":
+        return None
+    return parse_memory(text) or 0
 
 
 def _embedded(name: str) -> bool:

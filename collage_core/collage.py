@@ -219,9 +219,15 @@ def parse_layer_ranges(text: str, n_layers: int) -> list[tuple[int, int]]:
     """``"0-3, 4-7, 5, 2-end, -1"`` -> ``[(0, 3), (4, 7), (5, 5), (2, L-1), (L-1, L-1)]`` (``-1`` and ``end``: the
     last layer), checked against ``n_layers``."""
     out = []
-    parts = [p.strip() for p in str(text).replace(";", ",").split(",") if p.strip()]
+    text = str(text)
+    most = n_layers * (n_layers + 1) // 2  # the number of different ranges there are
+    if len(text) > 12 * most + 64:  # longer than every range written out: refused before it is parsed
+        raise ValueError(f"{len(text):,} characters: more than the {most} different ranges of {n_layers} layers")
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
     if not parts:
         raise ValueError("no layer ranges given (write e.g. '0-1, 2-3, 0-7')")
+    if len(parts) > most:
+        raise ValueError(f"{len(parts):,} ranges: {n_layers} layers have only {most} different ranges")
     for p in parts:
         a, sep, b = p.partition("-") if not p.startswith("-") else (p, "", "")
         try:

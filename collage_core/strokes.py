@@ -22,7 +22,7 @@ from __future__ import annotations
 import colorsys
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -182,13 +182,18 @@ def erase(cm: ClassMapSpec, original: ClassMapSpec, mask: torch.Tensor, strength
     return ClassMapSpec(cm.weights * (1 - m) + w0 * m, cm.classes, cm.layer_ranges, cm.n_layers, cm.class_names)
 
 
-def paint_strokes(cm: ClassMapSpec, strokes: Sequence[Stroke] | str) -> ClassMapSpec:
-    """``cm`` with ``strokes`` (parsed, or their JSON text) painted in order at the map's resolution."""
+def paint_strokes(cm: ClassMapSpec, strokes: Sequence[Stroke] | str,
+                  progress: Callable[[int, int], None] | None = None) -> ClassMapSpec:
+    """``cm`` with ``strokes`` (parsed, or their JSON text) painted in order at the map's resolution.
+
+    ``progress(done, total)`` is called after each stroke (and may raise to stop: an interrupt)."""
     if isinstance(strokes, str):
         strokes = parse_strokes(strokes)
     original = cm
     h, w = cm.weights.shape[-2:]
     for i, s in enumerate(strokes):
+        if progress is not None and i:
+            progress(i, len(strokes))
         m = torch.from_numpy(rasterize_stroke(s, h, w))
         if s.erase:
             cm = erase(cm, original, m, s.strength)

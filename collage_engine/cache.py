@@ -189,6 +189,26 @@ class ResultCache:
         self.evictions += len(dropped)
         return dropped
 
+    def unpinned_host_bytes(self) -> int:
+        return sum(e.host_bytes for k, e in self._entries.items() if k not in self._pins)
+
+    def shrink_unpinned(self, host_bytes: int) -> list[str]:
+        """Drop least recently used unpinned entries until they hold at most ``host_bytes`` of host memory (a run
+        that needs room takes it from results no one holds); return the dropped keys."""
+        dropped: list[str] = []
+        spare = self.unpinned_host_bytes()
+        for key in list(self._entries):
+            if spare <= host_bytes:
+                break
+            e = self._entries[key]
+            if key in self._pins or not e.host_bytes:
+                continue
+            self.discard(key)
+            spare -= e.host_bytes
+            dropped.append(key)
+        self.evictions += len(dropped)
+        return dropped
+
     def clear(self) -> None:
         """Drop everything that is not pinned."""
         for key in [k for k in self._entries if k not in self._pins]:

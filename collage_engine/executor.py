@@ -219,6 +219,8 @@ class Engine:
         self.paths = paths  # how file inputs are resolved (None: as given); see .paths
         self.max_memory = max_memory  # bytes a run's live results may hold (None: unbounded); see .memory
         self._live = 0  # bytes of the results the run in progress holds (for ctx.reserve)
+        if max_memory and (host_budget is None or host_budget > max_memory):
+            host_budget = max_memory  # the cache lives inside the budget too (see _room)
         self.cache = ResultCache(host_budget, device_budget)
         self.listeners: list[Listener] = list(listeners)
         self._cancel = threading.Event()
@@ -372,11 +374,18 @@ class Engine:
 
     def _reserve(self, nbytes: int, what: str = "its output") -> None:
         """:class:`MemoryBudgetError` if ``nbytes`` more host bytes would take the run past ``max_memory``."""
+        self._room(int(nbytes))
         if self.max_memory and self._live + int(nbytes) > self.max_memory:
             raise MemoryBudgetError(f"{what} would take {format_bytes(nbytes)}"
                                     + (f" on top of the {format_bytes(self._live)} the run holds" if self._live else "")
                                     + f", over the memory budget of {format_bytes(self.max_memory)} (make the "
                                       "batches or pictures smaller, or raise the budget: --max-memory)")
+
+    def _room(self, nbytes: int = 0) -> None:
+        """Count the result cache inside the budget: drop cached results no run holds (oldest first) until they,
+        the run's live results and ``nbytes`` more fit ``max_memory``."""
+        if self.max_memory:
+            self.cache.shrink_unpinned(max(self.max_memory - self._live - nbytes, 0))
 
     def _fingerprint(self, node: PlannedNode) -> Any:
         return node_fingerprint(node.cls, node.consts, self.instance(node.cls))
@@ -450,6 +459,7 @@ class Engine:
                 raise Interrupted("interrupted in node " + nid)
         run.sizes[nid] = entry.host_bytes if entry is not None else measure_bytes(outputs)[0]
         self._live += run.sizes[nid]
+        self._room()
         if self.max_memory and self._live > self.max_memory:
             raise MemoryBudgetError(
                 f"its output took {format_bytes(run.sizes[nid])}; with the results still needed the run held "

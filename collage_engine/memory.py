@@ -21,7 +21,8 @@ from typing import Any
 
 from .errors import NodeInputError
 
-__all__ = ["Estimate", "MemoryBudgetError", "default_max_memory", "format_bytes", "plan_memory"]
+__all__ = ["Estimate", "MemoryBudgetError", "available_memory", "cgroup_memory", "default_max_memory", "format_bytes",
+           "plan_memory"]
 
 
 @dataclass(frozen=True)
@@ -52,23 +53,86 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover - unreachable
 
 
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except (OSError, ValueError):
+        return None
+    if text == "max":  # cgroup v2: no limit
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def cgroup_memory(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> tuple[int, int] | None:
+    """``(limit, usage)`` in bytes of the memory cgroup this process is in (v2 ``memory.max`` /
+    ``memory.current``, v1 ``memory.limit_in_bytes`` / ``memory.usage_in_bytes``), the tightest limit on the way
+    up to the root; None where there is no limit or it cannot be read (not Linux, no cgroup file system).
+
+    A container's memory limit is such a cgroup: the host's ``MemAvailable`` does not know it, the kernel's OOM
+    killer does."""
+    try:
+        with open(proc_cgroup) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    best: tuple[int, int] | None = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2 unified hierarchy
+            base, names = root, ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            base, names = os.path.join(root, "memory"), ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        rel = path.strip("/")
+        while True:  # this cgroup and its ancestors: the smallest limit binds
+            folder = os.path.join(base, rel) if rel else base
+            limit = _read_int(os.path.join(folder, names[0]))
+            if limit is not None and limit < (1 << 60):  # v1 writes "no limit" as a huge number
+                usage = _read_int(os.path.join(folder, names[1])) or 0
+                if best is None or limit - usage < best[0] - best[1]:
+                    best = (limit, usage)
+            if not rel:
+                break
+            rel = os.path.dirname(rel)
+    return best
+
+
 def available_memory() -> int | None:
-    """Bytes of host memory available now (``MemAvailable``; the physical size where that is unknown)."""
+    """Bytes of memory this process may still take: the host's ``MemAvailable`` (its physical size where that is
+    unknown) or, inside a memory cgroup (a container, a ``systemd-run -p MemoryMax=`` scope), the cgroup's limit
+    less its usage, whichever is smaller."""
+    free = None
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    free = int(line.split()[1]) * 1024
+                    break
     except (OSError, ValueError, IndexError):
         pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
+    if free is None:
+        try:
+            free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):
+            free = None
+    group = cgroup_memory()
+    if group is not None:
+        room = max(group[0] - group[1], 0)
+        free = room if free is None else min(free, room)
+    return free
 
 
 def default_max_memory(fraction: float = 0.5) -> int | None:
-    """The default budget: ``fraction`` of the host memory available now (None where that cannot be read).
+    """The default budget: ``fraction`` of :func:`available_memory` now (the cgroup's room counts: see there), or
+    None where that cannot be read.
 
     Device memory is left to its own allocator: an out-of-memory error on a GPU is already a clean error.
     """

@@ -129,6 +129,17 @@ def missing_file(path: object, input_name: str, what: str = "file") -> list[tupl
     return None
 
 
+def reserve_decoding(ctx, path: object) -> None:
+    """Reserve the memory that reading the picture at ``path`` takes at its peak (from its header's size), so a huge
+    picture fails cleanly within the run's memory budget before it is decoded."""
+    from collage_core.images import LOAD_PEAK_BYTES_PER_PIXEL
+
+    size = picture_size(path)
+    if size is not None:
+        ctx.reserve(size[0] * size[1] * LOAD_PEAK_BYTES_PER_PIXEL,
+                    f"reading the {size[0]}x{size[1]} picture ({size[0] * size[1] / 1e6:.0f} MP)")
+
+
 def picture_size(path: object) -> tuple[int, int] | None:
     """``(width, height)`` of a picture file from its header (nothing decoded), or None (not a readable picture).
 

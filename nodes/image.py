@@ -21,6 +21,7 @@ from .base import (
     missing_file,
     next_free_name,
     picture_size,
+    reserve_decoding,
 )
 from .runner import png_text
 
@@ -46,6 +47,7 @@ class CollageLoadImage(Node):
         return None if size is None else (Estimate((1, size[1], size[0], 3)), Estimate((1, size[1], size[0])))
 
     def run(self, ctx, path):
+        reserve_decoding(ctx, path)
         with blame("path"):
             image, alpha = load_image(path)
         mask = 1.0 - alpha if alpha is not None else torch.zeros(image.shape[:3])

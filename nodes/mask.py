@@ -6,7 +6,7 @@ from collage_core import masks
 from collage_core.images import load_image
 from collage_engine import Boolean, Combo, Estimate, Float, Input, Int, Node, Output, String
 
-from .base import CATEGORY, MASK, blame, missing_file, picture_size
+from .base import CATEGORY, MASK, blame, missing_file, picture_size, reserve_decoding
 
 CAT = f"{CATEGORY}/mask"
 CHANNELS = list(masks.CHANNELS)
@@ -46,6 +46,7 @@ class CollageLoadMask(Node):
         return None if size is None else (Estimate((1, size[1], size[0])),)
 
     def run(self, ctx, path, channel, invert, threshold):
+        reserve_decoding(ctx, path)
         with blame("path"):
             image, alpha = load_image(path)
         with blame("channel"):

@@ -194,8 +194,9 @@ class PaintClassMap(Node):
         if mask is not None:
             with blame("mask", "class_name"):  # class_name: reported on mask_class (error_inputs)
                 class_map = paint_class(class_map, mask, mask_class, [1.0])
-        with blame("strokes"):
-            out = paint_strokes(class_map, parsed)
+        with blame("strokes"):  # interruptible between strokes; progress every 32 of them
+            out = paint_strokes(class_map, parsed, progress=lambda i, n: ctx.progress(i, n) if i % 32 == 0
+                                else ctx.check_cancelled())
         ui = {"paint_labels": [labels_payload(class_map.class_names)]}
         if background is not None:
             if background.dim() != 4 or background.shape[0] < 1:

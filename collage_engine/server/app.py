@@ -26,10 +26,12 @@ from ..executor import Engine
 from ..registry import NodeRegistry
 from .events import EventsMixin
 from .files import FilesMixin
+from .lock import FolderLock
 from .prompts import PromptRoutes
-from .protocol import PathRefused, _error, _is_loopback_name, _json, _refusal, log
+from .protocol import PathRefused, Redactor, _error, _is_loopback_name, _json, _refusal, log
 from .queue import QueueItem, QueueMixin, _Running
 from .store import PromptStore
+from .worker import ProcessRunner, ThreadRunner
 
 
 class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
@@ -65,13 +67,18 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
                  durable: bool = True, allowed_hosts: Iterable[str] = (),
                  extensions: dict[str, str] | None = None,
                  path_choices: Callable[[str], list[str]] | None = None,
-                 routes: Iterable[tuple[str, str, Callable]] = (), python_module: str | None = None) -> None:
+                 routes: Iterable[tuple[str, str, Callable]] = (), python_module: str | None = None,
+                 worker: Callable[[], Engine] | None = None, worker_memory_limit: int | None = None,
+                 worker_kill_after: float = 5.0, worker_hooks: dict | None = None, lock: bool = False) -> None:
         if engine_factory is None and registry is None:
             raise ValueError("give engine_factory or registry")
+        base = os.path.abspath(base_dir)
+        self.lock = FolderLock(base) if lock else None  # before anything else touches the folder
+        if self.lock is not None:
+            self.lock.acquire()  # FolderBusy names the server that has it
         self.engine: Engine = engine_factory() if engine_factory is not None else Engine(registry)  # type: ignore
         self.registry = self.engine.registry
         self.web_root = os.path.abspath(web_root) if web_root else None
-        base = os.path.abspath(base_dir)
         self.output_dir = os.path.abspath(output_dir or os.path.join(base, "output"))
         self.input_dir = os.path.abspath(input_dir or os.path.join(base, "input"))
         self.temp_dir = os.path.abspath(temp_dir or os.path.join(base, "temp"))
@@ -112,11 +119,24 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         self._outbox: asyncio.Queue | None = None
         self._sender: asyncio.Task | None = None
         # durable history and queue (user/prompts.sqlite3), and what a killed server left in temp/
-        self._store = PromptStore(os.path.join(self.user_dir, "prompts.sqlite3")) if durable else None
-        if self._store is not None:
+        self._store: PromptStore | None = None
+        self.notices: list[str] = []  # what the server had to do at start that its user should hear of
+        if durable:
+            self._store, moved = PromptStore.open_or_set_aside(os.path.join(self.user_dir, "prompts.sqlite3"))
+            if moved:
+                self.notices.append(f"the history database was damaged: kept as {os.path.basename(moved)} in the "
+                                    "user folder; a new, empty history was started")
             self._restore()
         self.swept = _sweep_orphans(self.temp_dir, self.user_dir)
-        self.engine.add_listener(self._on_event)
+        # where prompts run: a supervised worker process built by ``worker`` (picklable), else this process
+        self.runner: ThreadRunner | ProcessRunner
+        if worker is not None:
+            self.runner = ProcessRunner(worker, self._on_event, memory_limit=worker_memory_limit,
+                                        kill_after=worker_kill_after, test_hooks=worker_hooks)
+        else:
+            self.runner = ThreadRunner(self.engine, self._on_event)
+        self.redact = Redactor({"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir,
+                                "user": self.user_dir, "<data folder>": base})
         self.app = self._make_app()
 
     # -- the app ------------------------------------------------------------------------------------------------
@@ -234,6 +254,9 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
             return _error(500, "server_error", f"{type(e).__name__}: {e}")
         if request.path in ("/", "/index.html"):
             resp.headers.setdefault("Cache-Control", "no-cache")
+        if isinstance(resp, web.Response) and resp.content_type == "application/json" and \
+                isinstance(resp.body, bytes):
+            resp.body = self.redact.body(resp.body)  # no server path in any answer
         return resp
 
     _loopback_only = True
@@ -261,6 +284,8 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self.lock is not None:
+            self.lock.release()
 
     # -- start and stop ------------------------------------------------------------------------------------------
     async def _on_startup(self, app: web.Application) -> None:
@@ -290,6 +315,8 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         self._loopback_only = _is_loopback_name(host)
         self._bound_host, self._names = host, None
         shown = f"[{host}]" if ":" in host else host
+        if self.lock is not None:
+            self.lock.describe(f"http://{shown}:{port}")
 
         def announce(_msg: str) -> None:
             if print_fn is not None:

@@ -26,6 +26,7 @@ class EventsMixin:
     _sockets: dict[str, web.WebSocketResponse]
     _loop: asyncio.AbstractEventLoop | None
     _outbox: asyncio.Queue | None
+    redact: Any  # a protocol.Redactor
 
     # -- websocket ------------------------------------------------------------------------------------------------
     def post(self, event: str, data: Any, sid: str | None = None) -> None:
@@ -47,7 +48,7 @@ class EventsMixin:
             targets = [(sid, self._sockets[sid])] if sid is not None else list(self._sockets.items())
             if not targets:
                 continue
-            text = dumps({"type": event, "data": data})
+            text = self.redact.body(dumps({"type": event, "data": data}).encode()).decode()  # no server paths
             for key, ws in targets:
                 try:
                     await asyncio.wait_for(ws.send_str(text), 10)

@@ -127,6 +127,8 @@ class FilesMixin:
             filename = _plain_name(os.path.basename(orig_name.replace("\\", "/")) or "", "file name")
             if filename.startswith("."):
                 raise PathRefused("file name must not start with '.'")
+            if len(filename.encode("utf-8", "surrogatepass")) > 240 or any(ord(c) < 32 for c in filename):
+                raise PathRefused("file name must be at most 240 bytes, without control characters")
             kind = fields.get("type") or "input"
             base = self.folder(kind)
             subfolder = fields.get("subfolder", "")
@@ -148,7 +150,12 @@ class FilesMixin:
                 n += 1
         elif os.path.islink(target):
             return _error(400, "invalid_path", "upload refused", "the target is a symbolic link")
-        shutil.move(tmp_path, target)
+        if os.path.isdir(target):  # never move the upload into a folder of that name
+            return _error(400, "invalid_path", "upload refused", f"{filename!r} is a folder there; choose another name")
+        try:
+            shutil.move(tmp_path, target)
+        except OSError as e:
+            return _error(400, "invalid_path", "upload refused", f"cannot store {filename!r}: {e.strerror or e}")
         rel_sub = os.path.relpath(folder, os.path.realpath(base)).replace(os.sep, "/")
         return _json({"name": filename, "subfolder": "" if rel_sub == "." else rel_sub, "type": kind})
 
@@ -188,12 +195,19 @@ class FilesMixin:
                 return _error(400, "invalid_path", "original_ref refused", str(e))
             if not os.path.isfile(original):
                 return _error(404, "not_found", "the original picture of original_ref is not there", name)
-            problem = await asyncio.get_running_loop().run_in_executor(None, _put_alpha, original, tmp_path)
+            async with self._decode_slot():  # one decode at a time: concurrent uploads share one budget
+                problem = await asyncio.get_running_loop().run_in_executor(None, _put_alpha, original, tmp_path)
             if problem:
                 return _error(400, "invalid_request", "cannot apply the mask", problem)
             return self._store_upload(tmp_path, orig_name, fields)
         finally:
             _remove(tmp_path)
+
+    def _decode_slot(self) -> asyncio.Semaphore:
+        sem = getattr(self, "_decode_semaphore", None)
+        if sem is None:
+            sem = self._decode_semaphore = asyncio.Semaphore(1)
+        return sem
 
     # -- editor extensions (ComfyUI's WEB_DIRECTORY of a node pack) ----------------------------------------------
     extensions: dict[str, str]
@@ -297,6 +311,8 @@ class FilesMixin:
         rel = _check_part(rel, "file")
         if not rel or rel.endswith("/"):
             raise PathRefused("file must name a file")
+        if any(seg.startswith((".tmp-", ".upload-")) for seg in rel.split("/")):
+            raise PathRefused("names starting with '.tmp-' or '.upload-' are the server's own temporary files")
         return safe_join(self.user_root(), rel)
 
     async def _list_userdata(self, request: web.Request) -> web.Response:
@@ -391,12 +407,22 @@ def _remove(path: str | None) -> None:
             pass
 
 
-def _put_alpha(original: str, mask_path: str) -> str | None:
+#: the largest picture the mask editor's upload decodes (two RGBA copies of it are held: ~8 bytes a pixel)
+MAX_MASK_PIXELS = 50_000_000
+
+
+def _put_alpha(original: str, mask_path: str, max_pixels: int = MAX_MASK_PIXELS) -> str | None:
     """Write into ``mask_path`` (PNG) the ``original`` picture with the alpha channel of the picture in
-    ``mask_path``, keeping the original's PNG text chunks; a message instead when that cannot be done."""
+    ``mask_path``, keeping the original's PNG text chunks; a message instead when that cannot be done (pictures over
+    ``max_pixels`` are refused from their headers, before anything is decoded)."""
     from PIL import Image, PngImagePlugin
 
     try:
+        for path, what in ((mask_path, "the mask"), (original, "the original")):
+            with Image.open(path) as im:
+                if im.width * im.height > max_pixels:
+                    return (f"{what} is {im.width}x{im.height} ({im.width * im.height / 1e6:.0f} MP); the mask editor "
+                            f"takes pictures up to {max_pixels / 1e6:.0f} MP")
         with Image.open(mask_path) as m:
             alpha = m.convert("RGBA").getchannel("A")
         with Image.open(original) as o:

@@ -286,9 +286,8 @@ class PromptRoutes:
         body = await _read_json(request)
         if isinstance(body, dict) and (body.get("free_memory") or body.get("unload_models")):
             with self._cond:  # only between prompts: the cache belongs to the worker while it runs
-                clear = getattr(self.engine.cache, "clear", None)
-                if self._running is None and callable(clear):
-                    clear()
+                if self._running is None:
+                    self.runner.free()
         return web.Response(status=200)
 
 

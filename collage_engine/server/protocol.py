@@ -65,6 +65,44 @@ def _plain_name(name: Any, what: str = "filename") -> str:
     return name
 
 
+# ------------------------------------------------------------------------------------------------- redaction
+class Redactor:
+    """Takes the server's own paths out of what it sends: each folder of ``folders`` (``{name: path}``) becomes its
+    name (``/srv/data/input/x.png`` -> ``input/x.png``), the Python installation and the code's folders become
+    ``<python>`` / ``<code>``, and the home folder ``~``. Clients see names they can use, never where the server
+    keeps its files."""
+
+    def __init__(self, folders: dict[str, str]) -> None:
+        import sys
+
+        pairs: list[tuple[str, str]] = []
+        code = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        roots = {**folders, "<python>": sys.prefix, "<python> ": sys.base_prefix, "<code>": code,
+                 "~": os.path.expanduser("~")}
+        for name, path in roots.items():
+            if not path or len(path) < 2:
+                continue
+            for variant in {os.path.abspath(path), os.path.realpath(path)}:
+                pairs.append((variant.rstrip(os.sep), name.strip()))
+        self._pairs = sorted(set(pairs), key=lambda p: -len(p[0]))  # the deepest folder first
+        self._bytes = [(a.encode(), b.encode()) for a, b in self._pairs] + \
+            [(json.dumps(a)[1:-1].encode(), json.dumps(b)[1:-1].encode()) for a, b in self._pairs
+             if json.dumps(a)[1:-1] != a]
+
+    def text(self, s: str) -> str:
+        for path, name in self._pairs:
+            if path in s:
+                s = s.replace(path, name)
+        return s
+
+    def body(self, data: bytes) -> bytes:
+        """The same for a JSON body (paths as JSON writes them)."""
+        for path, name in self._bytes:
+            if path in data:
+                data = data.replace(path, name)
+        return data
+
+
 # ------------------------------------------------------------------------------------------------- json
 def _finite(obj: Any) -> Any:
     """``obj`` with non-finite floats replaced by None and unknown objects by their str (JSON for browsers)."""

@@ -21,6 +21,7 @@ from typing import Any
 from ..executor import Engine, public_ui
 from .protocol import _now_ms, log
 from .store import PromptStore
+from .worker import Outcome, ThreadRunner
 
 
 # ------------------------------------------------------------------------------------------------- queue
@@ -53,6 +54,7 @@ class QueueMixin:
     """Queue, history, worker, execution and interruption of :class:`~collage_engine.server.PromptServer`."""
 
     engine: Engine
+    runner: ThreadRunner  # or a ProcessRunner: where prompts run (see .worker)
     max_queue: int
     max_history: int
     number: int
@@ -123,6 +125,7 @@ class QueueMixin:
             if self._worker is not None and self._worker.is_alive():
                 return
             self._stopping = False
+        self.runner.start()
         self._worker = threading.Thread(target=self._work, name="prompt-worker", daemon=True)
         self._worker.start()
 
@@ -131,11 +134,12 @@ class QueueMixin:
         with self._cond:
             self._stopping = True
             if self._running is not None:
-                self.engine.interrupt()
+                self.runner.interrupt()
             self._cond.notify_all()
         if self._worker is not None:
             self._worker.join(timeout)
             self._worker = None
+        self.runner.stop()
 
     # -- queue ---------------------------------------------------------------------------------------------------
     def queue_remaining(self) -> int:
@@ -202,10 +206,18 @@ class QueueMixin:
 
     def _execute(self, item: QueueItem) -> None:
         extra = dict(item.extra_data.get("extra_pnginfo") or {})
-        res = self.engine.run(item.prompt, item.targets or None, prompt_id=item.prompt_id, extra=extra)
+        res: Outcome = self.runner.run(item.prompt_id, item.prompt, list(item.targets), extra)
         with self._cond:
             run = self._running
         if run is None or run.recorded:
+            return
+        if res.status == "died":  # the worker process ended under the prompt; the runner starts a fresh one
+            log.warning("prompt %s: %s", item.prompt_id, res.message)
+            err = {"prompt_id": item.prompt_id, "node_id": res.node_id, "node_type": res.node_type,
+                   "executed": [], "exception_type": "WorkerStopped", "exception_message": res.message,
+                   "traceback": [], "current_inputs": {}, "current_outputs": {}, "timestamp": _now_ms()}
+            self._finish(run, "execution_error", err)
+            self.post("executing", {"node": None, "prompt_id": item.prompt_id}, item.client_id)
             return
         # No terminal event came from the engine: the prompt became invalid between queueing and running.
         if res.status == "invalid":
@@ -234,7 +246,7 @@ class QueueMixin:
         item = run.item
         if event == "execution_start":
             if target == item.prompt_id:  # an interrupt that came before the engine cleared its flag
-                self.engine.interrupt()
+                self.runner.interrupt()
             run.messages.append([event, dict(data)])
         elif event == "execution_cached":
             run.messages.append([event, dict(data)])
@@ -283,7 +295,7 @@ class QueueMixin:
             if run is None or (prompt_id and run.item.prompt_id != prompt_id):
                 return False
             self._interrupt_target = run.item.prompt_id
-            self.engine.interrupt()
+            self.runner.interrupt()
             return True
 
     def delete_pending(self, prompt_id: str) -> bool:

@@ -10,12 +10,16 @@ module only persists them.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import threading
 import time
 from typing import Any
 
 __all__ = ["PromptStore"]
+
+log = logging.getLogger("collage_engine.server")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history (
@@ -39,6 +43,36 @@ class PromptStore:
         self._db.executescript(_SCHEMA)
         row = self._db.execute("SELECT MAX(seq) FROM history").fetchone()
         self._seq = (row[0] or 0) + 1
+
+    @classmethod
+    def open_or_set_aside(cls, path: str) -> tuple[PromptStore, str | None]:
+        """Open ``path``; when it is damaged (not a database, truncated, unreadable pages) move it aside as
+        ``path.damaged-YYYYmmdd-HHMMSS`` (with its ``-wal``/``-shm`` files; nothing is deleted) and start a fresh
+        one. Returns the store and the path the damaged file was kept at (None when it was fine)."""
+        try:
+            store = cls(path)
+            store.check()
+            return store, None
+        except sqlite3.DatabaseError as e:
+            try:
+                store.close()  # type: ignore[possibly-undefined]
+            except Exception:  # noqa: BLE001
+                pass
+            aside = f"{path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    os.replace(path + suffix, aside + suffix)
+            log.warning("the history database %s was damaged (%s): kept as %s, starting a new one", path, e, aside)
+            return cls(path), aside
+
+    def check(self) -> None:
+        """Read every row once (``sqlite3.DatabaseError`` when the file is damaged)."""
+        with self._lock:
+            row = self._db.execute("PRAGMA quick_check").fetchone()
+            if not row or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {row[0] if row else 'no answer'}")
+            for table in ("history", "queue"):
+                self._db.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 - fixed names
 
     def close(self) -> None:
         with self._lock:

@@ -645,7 +645,7 @@ def test_serve_without_dir_writes_into_the_data_folder_not_the_working_folder(tm
     assert main(["serve", "--web-root", str(work), "--no-examples"]) == EXIT_USER_ERROR  # no index.html there
     assert main(["serve", "--no-examples"]) == 0
     assert os.listdir(work) == []
-    assert sorted(os.listdir(data)) == ["input", "models", "output", "temp", "user"]
+    assert sorted(os.listdir(data)) == ["input", "models", "output", "serve.lock", "temp", "user"]
     assert served[-1].output_dir == str(data / "output")
     assert f"data:   {data}" in capsys.readouterr().out
     assert main(["serve", "--dir", ".", "--no-examples"]) == 0
