@@ -226,7 +226,7 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                 max_queue: int = 1000, examples: bool = True, engine_kwargs: dict | None = None,
                 models_dir: str | None = None, allow_paths: list[str] = (), max_memory: int | None = None,
                 allowed_hosts: list[str] = (), isolate: bool = True, worker_memory_limit: int | None = None,
-                worker_hooks: dict | None = None, lock: bool = True):
+                lock: bool = True):
     """A :class:`~collage_engine.server.PromptServer` over :func:`collage_nodes.engine` (needs aiohttp): file inputs
     confined to its input and models folders (plus ``allow_paths`` and the folder of ``model`` when it is a file),
     runs bounded by ``max_memory`` bytes. With ``isolate`` (the default) workflows run in a supervised worker process
@@ -264,7 +264,7 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                                   ("GET", DEFAULT_WORKFLOW_ROUTE, default_workflow_route())],
                           path_choices=lambda kind: model_choices(models) if kind == "model" else [],
                           worker=functools.partial(collage_nodes.engine, **kwargs) if isolate else None,
-                          worker_memory_limit=worker_memory_limit, worker_hooks=worker_hooks, lock=lock)
+                          worker_memory_limit=worker_memory_limit, lock=lock)
     server.models_dir = models
     if examples:
         seed_examples(server)

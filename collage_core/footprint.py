@@ -16,8 +16,9 @@ from torch import nn
 __all__ = ["activation_bytes", "projection_bytes"]
 
 #: a projection step's peak memory over the sum of the forward activations (autograd keeps the saved inputs, then
-#: the gradients): measured 1.42 (16 candidates) and 1.14 (128 candidates) with the embedded 64 px model, 2 threads
-BACKWARD_FACTOR = 1.5
+#: the gradients): the process's peak RSS grew 1.42x (16 candidates) and 1.14x (128 candidates) of it with the
+#: embedded 64 px model; the tensors autograd saved for one step of the tiny test models peaked at 1.72x
+BACKWARD_FACTOR = 2.0
 
 
 def activation_bytes(module: nn.Module, call: Callable[[], object]) -> int:

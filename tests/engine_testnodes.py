@@ -127,6 +127,34 @@ class Blob(Node):
         return (np.zeros(size, np.uint8) if where == "host" else FakeDeviceTensor(size),)
 
 
+class Hog(Node):
+    """Takes ``mb`` MiB of host memory, 64 MiB at a time, every page written (never checks for an interrupt)."""
+
+    category = "test"
+    inputs = [Int("mb", 64, min=1, max=1 << 20)]
+    outputs = [Output("blob", "BLOB")]
+
+    def run(self, ctx, mb):
+        held = []
+        for _ in range(0, mb, 64):
+            held.append(np.ones(64 << 20, np.uint8))
+            threading.Event().wait(0.005)
+        return (len(held),)
+
+
+class Stubborn(Node):
+    """Sleeps ``seconds`` without ever checking for an interrupt (as a long native call would)."""
+
+    category = "test"
+    inputs = [Float("seconds", 30.0, min=0.0, max=3600.0)]
+    outputs = [Output("y", "NUMBER")]
+
+    def run(self, ctx, seconds):
+        STARTED.set()
+        threading.Event().wait(seconds)
+        return (seconds,)
+
+
 class BlobSink(Node):
     category = "test"
     output_node = True
@@ -197,11 +225,18 @@ class FakeDeviceTensor:
 
 
 NODES = [MakeNumber, AddNumbers, Scale, ToInt, ShowNumber, LoadText, TextLength, Fail, Slow, Blob, BlobSink,
-         Random, Passthrough, Checked, RandomDraw]
+         Random, Passthrough, Checked, RandomDraw, Hog, Stubborn]
 
 
 def make_registry() -> NodeRegistry:
     return NodeRegistry(NODES)
+
+
+def make_engine():
+    """An engine over the test nodes (a module-level factory: picklable, for a server's worker process)."""
+    from collage_engine import Engine
+
+    return Engine(make_registry())
 
 
 def chain_workflow(n: int = 3, seed: int = 1) -> dict:

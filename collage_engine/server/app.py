@@ -53,7 +53,15 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
     ``max_queue`` prompts wait and ``max_history`` finished ones are kept. With ``durable`` (the default) the
     history and the queue live in ``user/prompts.sqlite3`` too (:mod:`~collage_engine.server.store`): a server
     started again on the same folders shows the old history, runs the prompts that were waiting and records the
-    one that was running as failed; partial uploads left by a killed server are removed at start.
+    one that was running as failed; partial uploads left by a killed server are removed at start; a damaged database
+    is set aside (kept, named in :attr:`notices`) and a fresh one started.
+
+    ``worker`` (a picklable engine factory: a module-level function or a ``functools.partial`` of one) runs prompts
+    in a supervised worker process (:class:`~collage_engine.server.worker.ProcessRunner`: killed above
+    ``worker_memory_limit`` resident bytes, or ``worker_kill_after`` seconds after an interrupt it did not obey,
+    and replaced; the prompt it ran fails with a message naming the node). Without it prompts run in a thread of
+    this process. ``lock``: hold ``base_dir/serve.lock`` (:class:`~collage_engine.server.lock.FolderLock`) so a
+    second server on the folder refuses to start (:class:`~collage_engine.server.lock.FolderBusy`).
     """
 
     def __init__(self, engine_factory: Callable[[], Engine] | None = None, *, registry: NodeRegistry | None = None,
@@ -69,7 +77,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
                  path_choices: Callable[[str], list[str]] | None = None,
                  routes: Iterable[tuple[str, str, Callable]] = (), python_module: str | None = None,
                  worker: Callable[[], Engine] | None = None, worker_memory_limit: int | None = None,
-                 worker_kill_after: float = 5.0, worker_hooks: dict | None = None, lock: bool = False) -> None:
+                 worker_kill_after: float = 5.0, lock: bool = False) -> None:
         if engine_factory is None and registry is None:
             raise ValueError("give engine_factory or registry")
         base = os.path.abspath(base_dir)
@@ -132,7 +140,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         self.runner: ThreadRunner | ProcessRunner
         if worker is not None:
             self.runner = ProcessRunner(worker, self._on_event, memory_limit=worker_memory_limit,
-                                        kill_after=worker_kill_after, test_hooks=worker_hooks)
+                                        kill_after=worker_kill_after)
         else:
             self.runner = ThreadRunner(self.engine, self._on_event)
         self.redact = Redactor({"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir,
@@ -401,6 +409,8 @@ class BackgroundServer:
             raise TimeoutError("server did not start")
         if self._error is not None:
             raise RuntimeError(f"server failed to start: {self._error}") from self._error
+        if self.server.lock is not None:
+            self.server.lock.describe(self.url)
         return self
 
     def _main(self) -> None:

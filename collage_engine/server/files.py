@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .protocol import PathRefused, _check_part, _error, _json, _plain_name, _read_json, _read_json_object, safe_join
 
@@ -117,6 +118,8 @@ class FilesMixin:
                 return _error(400, "invalid_request", "no 'image' file in the upload")
             result, tmp_path = (tmp_path, orig_name or "", fields), None
             return result
+        except (HttpProcessingError, ValueError, AssertionError) as e:  # a malformed part (e.g. a NUL in a name)
+            return _error(400, "invalid_request", "malformed multipart upload", getattr(e, "message", "") or str(e))
         finally:
             _remove(tmp_path)
 

@@ -109,7 +109,7 @@ class ThreadRunner:
 
 
 # ------------------------------------------------------------------------------------------- in a process
-def _worker_main(factory: Callable[[], Any], conn: Any, test_hooks: dict) -> None:  # pragma: no cover - child
+def _worker_main(factory: Callable[[], Any], conn: Any) -> None:  # pragma: no cover - child
     """The worker process: build the engine, then run what the server sends until it says stop or goes away."""
     try:
         with open("/proc/self/oom_score_adj", "w") as f:  # the kernel kills the worker, not the server
@@ -154,14 +154,6 @@ def _worker_main(factory: Callable[[], Any], conn: Any, test_hooks: dict) -> Non
                 clear()
             continue
         _, prompt_id, prompt, targets, extra = msg
-        hog = test_hooks.get("allocate_on")  # tests: a node type that makes the worker exceed its limit
-        if hog and any(isinstance(n, dict) and n.get("class_type") == hog for n in prompt.values()):
-            send(("event", "executing", {"node": next(k for k, n in prompt.items() if n.get("class_type") == hog),
-                                         "prompt_id": prompt_id}))
-            held = []
-            while True:  # until the watchdog or the kernel stops it
-                held.append(bytearray(64 << 20))
-                time.sleep(0.01)
         try:
             res = engine.run(prompt, targets or None, prompt_id=prompt_id, extra=extra)
             send(("done", prompt_id, res.status, bool(res.ok), _jsonable(res.errors or {})))
@@ -185,19 +177,16 @@ class ProcessRunner:
 
     ``memory_limit``: resident bytes above which the watchdog kills the worker (None: :func:`worker_memory_limit`;
     0: no watchdog). ``kill_after``: seconds an interrupted prompt may take to stop before its worker is killed
-    and replaced. ``test_hooks`` are for tests only (``{"allocate_on": node type}``: the worker allocates without
-    end when a prompt has that node)."""
+    and replaced."""
 
     def __init__(self, factory: Callable[[], Any], on_event: EventSink, *, memory_limit: int | None = None,
-                 kill_after: float = 5.0, start_timeout: float = 120.0, poll: float = 0.1,
-                 test_hooks: dict | None = None) -> None:
+                 kill_after: float = 5.0, start_timeout: float = 120.0, poll: float = 0.1) -> None:
         self.factory = factory
         self.on_event = on_event
         self.memory_limit = worker_memory_limit() if memory_limit is None else (memory_limit or None)
         self.kill_after = float(kill_after)
         self.start_timeout = float(start_timeout)
         self.poll = float(poll)
-        self.test_hooks = dict(test_hooks or {})
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.RLock()
         self._proc: Any = None
@@ -220,7 +209,7 @@ class ProcessRunner:
             self._ready.clear()
             self._start_error = None
             self._kill_reason = None
-            proc = self._ctx.Process(target=_worker_main, args=(self.factory, theirs, self.test_hooks),
+            proc = self._ctx.Process(target=_worker_main, args=(self.factory, theirs),
                                      name="collage-worker", daemon=True)
             proc.start()
             theirs.close()

@@ -402,3 +402,14 @@ def test_class_index_is_one_function_for_the_generator_and_the_collage(G):
         assert G.class_index(name) == cl.class_index(G.class_names, name) == 2
     with pytest.raises(ValueError, match="neither a class name nor a whole class id"):
         G.class_index(2.7)
+
+
+def test_custom_layer_ranges_are_bounded_by_the_models_layers():
+    """A sweep of a megabyte of ranges would ask for a batch of hundreds of thousands: refused, naming the count."""
+    from collage_core.collage import parse_layer_ranges
+
+    with pytest.raises(ValueError, match="characters: more than the 36 different ranges of 8 layers"):
+        parse_layer_ranges("0," * 450000, 8)
+    with pytest.raises(ValueError, match="37 ranges: 8 layers have only 36 different ranges"):
+        parse_layer_ranges(",".join(["0"] * 37), 8)
+    assert len(parse_layer_ranges(",".join(f"{a}-{b}" for a in range(8) for b in range(a, 8)), 8)) == 36

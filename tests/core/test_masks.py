@@ -267,3 +267,32 @@ def test_load_mask_from_a_picture(tmp_path):
     torch.testing.assert_close(lum, torch.full((1, 3, 4), 0.2), atol=1e-6, rtol=0)
     alpha = masks.load_mask(str(tmp_path / "la.png"), channel="alpha")
     assert float(alpha[0, 0].max()) == 0.0 and float(alpha[0, 1:].min()) == 1.0
+
+
+def _ellipse_supersampled_at_once(width, height, cx, cy, rx, ry, s=8):
+    """The ellipse as it was computed before it was banded: every sample of the picture at once, in float64."""
+    xs = (torch.arange(width * s, dtype=torch.float64) + 0.5) / (width * s)
+    ys = (torch.arange(height * s, dtype=torch.float64) + 0.5) / (height * s)
+    inside = ((xs[None, :] - cx) / rx) ** 2 + ((ys[:, None] - cy) / ry) ** 2 <= 1.0
+    return inside.double().view(height, s, width, s).mean(dim=(1, 3)).float()[None]
+
+
+@pytest.mark.parametrize("args", [(64, 64, .5, .5, .3, .2), (100, 37, .1, .9, .4, .6), (33, 80, .5, .5, 2, 2),
+                                  (50, 50, -.5, .5, .2, .2), (300, 200, .5, .5, .001, .5), (257, 513, .7, .2, .45, .3)])
+def test_the_banded_ellipse_equals_sampling_the_whole_picture(args):
+    assert torch.equal(masks.ellipse(*args), _ellipse_supersampled_at_once(*args))
+
+
+def test_a_large_ellipse_is_sampled_in_bands_of_bounded_size(monkeypatch):
+    """4096² at 8x would be 8 GB of samples at once; the banded version asks torch for small arrays only."""
+    biggest = []
+    real_arange = torch.arange
+
+    def spy(*a, **kw):
+        t = real_arange(*a, **kw)
+        biggest.append(t.numel())
+        return t
+    monkeypatch.setattr(torch, "arange", spy)
+    m = masks.ellipse(4096, 4096, 0.5, 0.5, 0.02, 0.02)  # a small ellipse: only its box is sampled
+    assert m.shape == (1, 4096, 4096) and abs(float(m.sum()) - math.pi * (0.02 * 4096) ** 2) < 5
+    assert max(biggest) <= 8 * 200  # samples along one side of the box, not of the picture

@@ -153,3 +153,19 @@ def test_class_colours_are_distinct_and_stable():
     c = class_colors(21)
     assert len(set(c)) == 21 and all(len(x) == 7 and x.startswith("#") for x in c)
     assert class_colors(3) == c[:3]
+
+
+def test_painting_reports_progress_and_stops_when_progress_raises():
+    strokes = [Stroke("cat", 0.1, ((0.1 * (i % 9) + 0.05, 0.5),)) for i in range(50)]
+    seen = []
+    paint_strokes(_map(), strokes, progress=lambda i, n: seen.append((i, n)))
+    assert seen[0] == (1, 50) and seen[-1] == (49, 50)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_10(i, n):
+        if i == 10:
+            raise Stop
+    with pytest.raises(Stop):  # an interrupt between strokes: the rest are never painted
+        paint_strokes(_map(), strokes, progress=stop_at_10)

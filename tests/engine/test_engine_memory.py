@@ -155,3 +155,72 @@ def test_a_broken_estimate_is_ignored(broken):
     v = Engine(reg, max_memory=MiB).validate(wf)
     assert v.ok
     assert plan_memory(v.order, v.nodes, lambda c: c(), MiB) is None
+
+
+# ------------------------------------------------------------------------------------ limits that know the machine
+def _fake_cgroups(tmp_path, v1_limit=None, v2_limit=None, parent_limit=None):
+    from pathlib import Path
+
+    root = Path(tmp_path) / "sys"
+    lines = []
+    if v1_limit is not None:
+        leaf = root / "memory" / "docker" / "abc"
+        leaf.mkdir(parents=True)
+        (leaf / "memory.limit_in_bytes").write_text(str(v1_limit))
+        (leaf / "memory.usage_in_bytes").write_text(str(100 * MiB))
+        (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712")  # v1's "no limit"
+        if parent_limit is not None:
+            (root / "memory" / "docker" / "memory.limit_in_bytes").write_text(str(parent_limit))
+            (root / "memory" / "docker" / "memory.usage_in_bytes").write_text(str(100 * MiB))
+        lines.append("4:memory:/docker/abc")
+    if v2_limit is not None:
+        leaf = root / "user.slice" / "job"
+        leaf.mkdir(parents=True)
+        (leaf / "memory.max").write_text(v2_limit)
+        (leaf / "memory.current").write_text(str(200 * MiB))
+        lines.append("0::/user.slice/job")
+    proc = Path(tmp_path) / "cgroup"
+    proc.write_text("\n".join(lines + ["1:cpu:/"]) + "\n")
+    return str(proc), str(root)
+
+
+def test_cgroup_v1_limit_is_read_and_the_tightest_ancestor_binds(tmp_path):
+    from collage_engine.memory import cgroup_memory
+
+    assert cgroup_memory(*_fake_cgroups(tmp_path / "a", v1_limit=6 << 30)) == (6 << 30, 100 * MiB)
+    assert cgroup_memory(*_fake_cgroups(tmp_path / "b", v1_limit=6 << 30, parent_limit=2 << 30)) == \
+        (2 << 30, 100 * MiB)
+
+
+def test_cgroup_v2_limit_and_no_limit(tmp_path):
+    from collage_engine.memory import cgroup_memory
+
+    assert cgroup_memory(*_fake_cgroups(tmp_path / "a", v2_limit=str(6 << 30))) == (6 << 30, 200 * MiB)
+    assert cgroup_memory(*_fake_cgroups(tmp_path / "b", v2_limit="max")) is None
+    assert cgroup_memory(str(tmp_path / "missing"), str(tmp_path)) is None
+
+
+def test_the_default_budget_is_half_the_cgroups_room_when_that_is_smaller(monkeypatch):
+    import collage_engine.memory as memory
+
+    monkeypatch.setattr(memory, "cgroup_memory", lambda: (6 << 30, 1 << 30))
+    assert memory.available_memory() <= 5 << 30
+    assert memory.default_max_memory() <= (5 << 30) // 2
+    monkeypatch.setattr(memory, "cgroup_memory", lambda: None)
+    assert memory.default_max_memory() > 0
+
+
+def test_the_result_cache_lives_inside_the_budget():
+    """Cached results nobody holds give way to a run that needs the room; the cache never holds more than the
+    budget (the default cache budget of 4 GiB does not sit on top of a smaller --max-memory)."""
+    engine = Engine(REG, max_memory=40 * MiB)
+    assert engine.cache.host_budget == 40 * MiB
+    for tag in range(3):  # three different 10 MiB results, all cached (30 MiB)
+        assert engine.run({"1": {"class_type": "Zeros", "inputs": {"mib": 10 + tag}},
+                           "9": {"class_type": "Size", "inputs": {"array": ["1", 0]}}}).ok
+    assert engine.cache.host_bytes >= 33 * MiB
+    r = engine.run({"1": {"class_type": "Zeros", "inputs": {"mib": 30}},
+                    "9": {"class_type": "Size", "inputs": {"array": ["1", 0]}}})
+    assert r.ok, r.error
+    assert engine.cache.host_bytes <= 40 * MiB + MiB  # older results were dropped to make room
+    assert engine.cache.evictions >= 2
