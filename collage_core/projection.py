@@ -139,7 +139,8 @@ def rank_classes(D: Discriminator, target: torch.Tensor, k: int) -> list[int]:
 def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | None = None,
             D: Discriminator | None = None, *, steps: int = 200, lr: float = 0.075, pixel_weight: float = 0.2,
             restarts: int = 1, top_k_classes: int | None = None, patience: int | None = None,
-            min_improvement: float = 1e-4, seed: int = 0, z_init: torch.Tensor | None = None,
+            min_improvement: float = 1e-4, narrow_after: int | None = None, seed: int = 0,
+            z_init: torch.Tensor | None = None,
             encoder: Encoder | None = None, init_samples: int = 0,
             progress: Callable[[int, int, float], None] | None = None, cancel: Callable[[], bool] | None = None,
             record_z: bool = False) -> ProjectionResult:
@@ -156,6 +157,10 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
     init_samples: pixel-space restarts: draw this many random latents per class, score each by the objective
         (one forward pass, no optimisation) and start the remaining restarts from the best of them.
     patience: stop when the best loss has not improved by ``min_improvement`` (relative) for this many steps.
+    narrow_after: after this many steps keep only the candidate with the lowest loss and go on with it alone (its
+        z and Adam state unchanged, so its trajectory is the one it had in the batch); later steps cost one
+        forward instead of one per candidate. The dropped candidates' ``history`` entries are ``inf`` from then
+        on (and their ``z_trajectory`` NaN).
     progress(step, steps, best_loss) is called after every step; cancel() returning True stops with
     :class:`ProjectionCancelled`.
     Adam is Chainer's (alpha=lr, eps outside the bias correction), so a single start from ``z_init`` reproduces
@@ -182,6 +187,7 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
     best = math.inf
     since_best = 0
     stopped_early = False
+    alive = np.arange(len(cands))  # the candidates still optimised (all until narrow_after)
     with torch.enable_grad():
         for t in range(steps):
             if cancel is not None and cancel():
@@ -190,10 +196,14 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
             losses = projection_loss(recon, target, D, tfeat, pixel_weight)
             total = losses.total
             (grad,) = torch.autograd.grad(total.sum(), z)
-            history.append(total.detach().float().cpu().numpy())
+            if narrow_after is not None and t == narrow_after and len(alive) > 1:
+                keep = int(torch.argmin(total.detach()))  # the candidates are independent: its row of the batch
+                alive, total, grad = alive[keep:keep + 1], total[keep:keep + 1], grad[keep:keep + 1]
+                z, y, adam = _narrowed(z, y, adam, keep)
+            history.append(_widened(total.detach().float().cpu().numpy(), alive, len(cands), np.inf))
             adam.step(grad)
             if record_z:
-                traj.append(z.detach().float().cpu().numpy().copy())
+                traj.append(_widened(z.detach().float().cpu().numpy(), alive, len(cands), np.nan))
             cur = float(total.detach().min())
             improved = not math.isfinite(best) or cur < best - min_improvement * abs(best)
             if improved:
@@ -209,12 +219,31 @@ def project(G: Generator, target: torch.Tensor, class_id: int | Sequence[int] | 
         recon = G.synthesize(z, classes=y)
         final = projection_loss(recon, target, D, tfeat, pixel_weight)
     i = int(torch.argmin(final.total))
-    return ProjectionResult(z=z.detach()[i:i + 1].clone(), class_id=cands[i][1], reconstruction=recon[i:i + 1],
+    return ProjectionResult(z=z.detach()[i:i + 1].clone(), class_id=cands[alive[i]][1], reconstruction=recon[i:i + 1],
                             loss=float(final.total[i]), feature_loss=float(final.feature[i]),
                             pixel_loss=float(final.pixel[i]), steps=len(history), history=np.stack(history),
                             candidates=cands, stopped_early=stopped_early,
                             z_trajectory=np.stack(traj) if record_z else None,
                             z_start=z_start.numpy() if z_start is not None else None)
+
+
+def _narrowed(z: torch.Tensor, y: torch.Tensor, adam: ChainerAdam, keep: int
+              ) -> tuple[torch.Tensor, torch.Tensor, ChainerAdam]:
+    """Candidate ``keep`` alone: its z (a new leaf whose gradient is that row of the batch's), class and Adam
+    state (moments and step count), so its update is exactly the one it would get in the batch."""
+    z1 = z.detach()[keep:keep + 1].clone().requires_grad_(True)
+    a = ChainerAdam(z1, alpha=adam.alpha, beta1=adam.beta1, beta2=adam.beta2, eps=adam.eps)
+    a.m, a.v, a.t = adam.m[keep:keep + 1].clone(), adam.v[keep:keep + 1].clone(), adam.t
+    return z1, y[keep:keep + 1], a
+
+
+def _widened(values: np.ndarray, alive: np.ndarray, n: int, fill: float) -> np.ndarray:
+    """``values`` of the live candidates placed in a row for all ``n`` candidates (``fill`` for dropped ones)."""
+    if len(alive) == n:
+        return values.copy()
+    out = np.full((n, *values.shape[1:]), fill, dtype=values.dtype)
+    out[alive] = values
+    return out
 
 
 def _checked_target(G: Generator, target: torch.Tensor, steps: int, restarts: int, init_samples: int
