@@ -110,6 +110,11 @@ class ConcatZ(Node):
               Input("z_b", LATENT_Z, description="The latents appended after z_a (same size, moved to z_a's device).")]
     outputs = [Output("z", LATENT_Z, "All latents, z_a then z_b.")]
 
+    def estimate(self, z_a=None, z_b=None, **_):
+        if z_a is None or z_b is None:
+            return None
+        return (Estimate((z_a.shape[0] + z_b.shape[0], *z_a.shape[1:]), z_a.itemsize, z_a.device, info=z_a.info),)
+
     def run(self, ctx, z_a, z_b):
         if z_a.shape[1:] != z_b.shape[1:]:
             raise InputError("z_b", f"latents of size {z_b.shape[1]} cannot join latents of size {z_a.shape[1]}")
