@@ -209,6 +209,23 @@ def seed_examples(server: Any, examples: Path = EXAMPLES) -> list[str]:
     return copied
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def worker_engine(threads: int, kwargs: dict):
+    """The engine of serve's worker process (:class:`~collage_engine.server.worker.ProcessRunner` calls it there):
+    the thread count the server chose (``--threads``), then :func:`collage_nodes.engine`."""
+    import torch
+
+    import collage_nodes
+
+    torch.set_num_threads(max(1, int(threads)))
+    return collage_nodes.engine(**kwargs)
+
+
 def model_choices(models_dir: str) -> list[str]:
     """What serve's model dropdowns offer (:func:`collage_nodes.model_catalog.model_choices`): the embedded models,
     the BigGAN-deep names (downloaded on first use) and the checkpoints (``.safetensors``, ``.npz``) and BigGAN
@@ -263,7 +280,7 @@ def make_server(base_dir: str = ".", *, model: str | None = None, device: str | 
                           routes=[("GET", LABELS_ROUTE, labels_route(lambda: server, model)),
                                   ("GET", DEFAULT_WORKFLOW_ROUTE, default_workflow_route())],
                           path_choices=lambda kind: model_choices(models) if kind == "model" else [],
-                          worker=functools.partial(collage_nodes.engine, **kwargs) if isolate else None,
+                          worker=functools.partial(worker_engine, _torch_threads(), kwargs) if isolate else None,
                           worker_memory_limit=worker_memory_limit, lock=lock)
     server.models_dir = models
     if examples:
