@@ -200,13 +200,16 @@ class ProjectImage(Node):
         Int("patience", 0, min=0, max=5000,
             description="Stop when the loss has not improved for this many steps (0 = run all steps)."),
         Int("seed", 0, min=0, max=2 ** 63 - 1, description="Seed of the random starting points."),
+        Int("narrow_after", 0, min=0, max=5000,
+            description="After this many steps go on with the best candidate alone (its own trajectory, one "
+                        "forward per step instead of one per candidate; 0 = all candidates to the end)."),
     ]
     outputs = [Output("z", LATENT_Z, "The best latent (1, dim_z)."),
                Output("reconstruction", IMAGE, "G(z) for that latent."),
                Output("classes", CLASS_SPEC, "The class it was projected with.")]
 
     def run(self, ctx, generator, image, discriminator=None, encoder=None, class_name="auto", top_k=3, steps=200,
-            restarts=4, init_samples=0, lr=0.075, pixel_weight=0.2, patience=0, seed=0):
+            restarts=4, init_samples=0, lr=0.075, pixel_weight=0.2, patience=0, seed=0, narrow_after=0):
         image = _one_image(image, "image")
         r = generator.resolution
         if tuple(image.shape[1:3]) != (r, r):
@@ -224,7 +227,7 @@ class ProjectImage(Node):
         try:
             res = project(generator, target, cls, discriminator, steps=steps, lr=lr, pixel_weight=pixel_weight,
                           restarts=restarts, top_k_classes=top_k if auto else None, patience=patience or None,
-                          seed=seed, encoder=encoder, init_samples=init_samples,
+                          narrow_after=narrow_after or None, seed=seed, encoder=encoder, init_samples=init_samples,
                           progress=lambda t, n, loss: ctx.progress(t, n),
                           cancel=lambda: ctx.check_cancelled() or False)
         except ProjectionCancelled as e:  # pragma: no cover - check_cancelled raises first
