@@ -26,7 +26,8 @@ prefix::
     GET  /ws            WebSocket: status, execution_start, execution_cached, executing, progress, executed,
                         execution_error, execution_interrupted, execution_success, feature_flags
 
-One worker thread runs the queue on one engine, so its cache is shared by all prompts and re-runs are incremental.
+One runner (a supervised worker process, or a thread) runs the queue on one engine, so its cache is shared by all
+prompts and re-runs are incremental.
 Engine events are forwarded to the client that queued the prompt (to every client when it gave no ``client_id``).
 Nothing a client sends can crash the server: every error, on every route, is a status and one JSON body,
 ``{"error": {"type", "message", "details", "extra_info"}, "node_errors": {...}}`` (ComfyUI's ``/prompt`` error
@@ -40,10 +41,12 @@ Usage::
 
 Needs ``aiohttp`` (``pip install "aiohttp>=3.9,<4"``); ``collage_engine`` itself never imports this package.
 
-One job per module: :mod:`.protocol` (JSON bodies and errors, path rules, loopback names), :mod:`.queue` (prompt
-queue, history, worker thread), :mod:`.prompts` (the prompt, queue, history and jobs routes), :mod:`.events`
-(WebSocket fan-out), :mod:`.files` (view, upload, templates, settings, user data) and :mod:`.app`
-(:class:`PromptServer`, which composes them, its route table and middleware, and :class:`BackgroundServer`).
+One job per module: :mod:`.protocol` (JSON bodies and errors, path rules, loopback names, redaction),
+:mod:`.queue` (prompt queue and history), :mod:`.worker` (where prompts run: a supervised worker process or a
+thread), :mod:`.store` (history and queue on disk), :mod:`.lock` (one server per folder), :mod:`.prompts` (the
+prompt, queue, history and jobs routes), :mod:`.events` (WebSocket fan-out), :mod:`.files` (view, upload,
+templates, settings, user data) and :mod:`.app` (:class:`PromptServer`, which composes them, its route table and
+middleware, and :class:`BackgroundServer`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,6 @@ from .files import UPLOAD_CHUNK as UPLOAD_CHUNK
 from .prompts import JOB_STATUSES as JOB_STATUSES
 from .protocol import PathRefused, safe_join
 from .protocol import dumps as dumps
-from .queue import QueueItem
+from .queue import PromptQueue, QueueItem
 
-__all__ = ["PromptServer", "BackgroundServer", "safe_join", "PathRefused", "QueueItem"]
+__all__ = ["PromptServer", "BackgroundServer", "safe_join", "PathRefused", "PromptQueue", "QueueItem"]

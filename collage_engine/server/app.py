@@ -1,21 +1,22 @@
 """The :class:`PromptServer` that composes the parts of the server, its route table, middleware, start and stop,
 and :class:`BackgroundServer` (the server on its own event-loop thread).
 
-The parts: :class:`~collage_engine.server.queue.QueueMixin` (queue, history, worker),
-:class:`~collage_engine.server.prompts.PromptRoutes` (the prompt API routes),
-:class:`~collage_engine.server.events.EventsMixin` (WebSocket fan-out) and
+The parts, each usable and testable alone: :class:`~collage_engine.server.queue.PromptQueue` (queue, history, the
+queue's thread) with its runner (:mod:`~collage_engine.server.worker`: a supervised worker process or a thread) and
+store (:class:`~collage_engine.server.store.PromptStore`), :class:`~collage_engine.server.events.EventHub`
+(WebSocket fan-out), :class:`~collage_engine.server.lock.FolderLock` (one server per folder) and
+:class:`~collage_engine.server.protocol.Redactor` (no server paths out). The route handlers are two mixins over
+them: :class:`~collage_engine.server.prompts.PromptRoutes` (the prompt API) and
 :class:`~collage_engine.server.files.FilesMixin` (file, settings and user-data routes).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import socket
 import sys
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,18 +25,20 @@ from aiohttp import web
 
 from ..executor import Engine
 from ..registry import NodeRegistry
-from .events import EventsMixin
+from .events import EventHub
 from .files import FilesMixin
 from .lock import FolderLock
 from .prompts import PromptRoutes
 from .protocol import PathRefused, Redactor, _error, _is_loopback_name, _json, _refusal, log
-from .queue import QueueItem, QueueMixin, _Running
+from .queue import PromptQueue
 from .store import PromptStore
 from .worker import ProcessRunner, ThreadRunner
 
 
-class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
-    """The server: routes, the prompt queue, one worker thread and the WebSocket fan-out.
+class PromptServer(PromptRoutes, FilesMixin):
+    """The server: its configuration and routes over three parts, :attr:`queue` (a
+    :class:`~collage_engine.server.queue.PromptQueue` with its runner and store), :attr:`events` (an
+    :class:`~collage_engine.server.events.EventHub`) and the file routes.
 
     ``engine_factory`` (a callable returning an :class:`Engine`) or ``registry`` (then a plain ``Engine`` is
     made) gives the engine; ``web_root`` is a folder of static files served at ``/`` (None: a small page
@@ -110,41 +113,28 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         self.name, self.version = name, version
         self.features = {"supports_preview_metadata": False, "max_upload_size": self.max_upload_bytes,
                          **(features or {})}
-        # queue state (guarded by _cond)
-        self._cond = threading.Condition()
-        self._pending: list[tuple[float, int, QueueItem]] = []
-        self._running: _Running | None = None
-        self._history: OrderedDict[str, dict] = OrderedDict()
-        self._known_ids: set[str] = set()
-        self._seq = itertools.count()
-        self.number = 0
-        self._interrupt_target: str | None = None
-        self._stopping = False
-        self._worker: threading.Thread | None = None
-        # websocket state (event loop only)
-        self._sockets: dict[str, web.WebSocketResponse] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._outbox: asyncio.Queue | None = None
-        self._sender: asyncio.Task | None = None
-        # durable history and queue (user/prompts.sqlite3), and what a killed server left in temp/
-        self._store: PromptStore | None = None
+        self._settings_lock = threading.Lock()
+        self.redact = Redactor({"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir,
+                                "user": self.user_dir, "<data folder>": base})
+        # the parts: the event hub (websocket), the store (history and queue on disk), the queue and its runner
+        self.events = EventHub(lambda: self.queue.status(), lambda: self.queue.running_item(), self.features,
+                               self.redact.body)
+        store: PromptStore | None = None
         self.notices: list[str] = []  # what the server had to do at start that its user should hear of
         if durable:
-            self._store, moved = PromptStore.open_or_set_aside(os.path.join(self.user_dir, "prompts.sqlite3"))
+            store, moved = PromptStore.open_or_set_aside(os.path.join(self.user_dir, "prompts.sqlite3"))
             if moved:
                 self.notices.append(f"the history database was damaged: kept as {os.path.basename(moved)} in the "
                                     "user folder; a new, empty history was started")
-            self._restore()
-        self.swept = _sweep_orphans(self.temp_dir, self.user_dir)
-        # where prompts run: a supervised worker process built by ``worker`` (picklable), else this process
-        self.runner: ThreadRunner | ProcessRunner
-        if worker is not None:
-            self.runner = ProcessRunner(worker, self._on_event, memory_limit=worker_memory_limit,
-                                        kill_after=worker_kill_after)
-        else:
-            self.runner = ThreadRunner(self.engine, self._on_event)
-        self.redact = Redactor({"output": self.output_dir, "input": self.input_dir, "temp": self.temp_dir,
-                                "user": self.user_dir, "<data folder>": base})
+
+        def make_runner(on_event):  # where prompts run: a supervised worker process, else this process's thread
+            if worker is not None:
+                return ProcessRunner(worker, on_event, memory_limit=worker_memory_limit, kill_after=worker_kill_after)
+            return ThreadRunner(self.engine, on_event)
+        self.queue = PromptQueue(make_runner, store=store, max_queue=max_queue, max_history=max_history,
+                                 post=self.events.post)
+        self.runner = self.queue.runner
+        self.swept = _sweep_orphans(self.temp_dir, self.user_dir)  # what a killed server left in temp/
         self.app = self._make_app()
 
     # -- the app ------------------------------------------------------------------------------------------------
@@ -154,7 +144,7 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         routes = web.RouteTableDef()
         get, post, delete = routes.get, routes.post, routes.delete
 
-        get("/ws")(self._ws)
+        get("/ws")(self.events.handle)
         get("/object_info")(self._object_info)
         get("/object_info/{node_class}")(self._object_info_node)
         get("/prompt")(self._get_prompt)
@@ -288,34 +278,37 @@ class PromptServer(QueueMixin, PromptRoutes, EventsMixin, FilesMixin):
         return self._names
 
     def close(self) -> None:
-        """Close the durable store (the server object is not used after this)."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        """Stop the queue's runner, close the durable store and release the folder (the server is not used after
+        this)."""
+        self.queue.stop()
+        self.queue.close()
         if self.lock is not None:
             self.lock.release()
 
+    # -- the parts' calls that embedders and the route modules use ---------------------------------------------
+    def start_worker(self) -> None:
+        self.queue.start()
+
+    def stop_worker(self, timeout: float = 30.0) -> None:
+        self.queue.stop(timeout)
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        return self.queue.interrupt(prompt_id)
+
+    def post(self, event: str, data: Any, sid: str | None = None) -> None:
+        self.events.post(event, data, sid)
+
     # -- start and stop ------------------------------------------------------------------------------------------
     async def _on_startup(self, app: web.Application) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._outbox = asyncio.Queue()
-        self._sender = self._loop.create_task(self._send_loop())
-        self.start_worker()
+        await self.events.start()
+        self.queue.start()
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        for ws in list(self._sockets.values()):
-            await ws.close(code=1001, message=b"server shutdown")
-        self._sockets.clear()
+        await self.events.close_clients()
 
     async def _on_cleanup(self, app: web.Application) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.stop_worker)
-        if self._sender is not None:
-            self._sender.cancel()
-            try:
-                await self._sender
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-            self._sender = None
+        await asyncio.get_running_loop().run_in_executor(None, self.queue.stop)
+        await self.events.stop()
 
     def run(self, host: str = "127.0.0.1", port: int = 8188,
             print_fn: Callable[[str], None] | None = print) -> None:

@@ -1,16 +1,17 @@
 """The WebSocket side of the server: the ``/ws`` endpoint and the fan-out of events to clients.
 
-:class:`EventsMixin` is a part of :class:`~collage_engine.server.PromptServer`. :meth:`~EventsMixin.post` may be
-called from any thread (the worker calls it for engine events); the send loop (started with the app) delivers to
-the client that queued the prompt, or to every client when it gave no ``client_id``.
+:class:`EventHub` is one part of :class:`~collage_engine.server.PromptServer`, usable alone: :meth:`~EventHub.post`
+may be called from any thread (the queue calls it for engine events); the send loop (started with the app)
+delivers to the client that queued the prompt, or to every client when it gave no ``client_id``, with the server's
+paths taken out (``redact``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -18,15 +19,38 @@ from aiohttp import WSMsgType, web
 from .protocol import _now_ms, dumps, log
 
 
-class EventsMixin:
-    """WebSocket clients, the outbox and its send loop of :class:`~collage_engine.server.PromptServer`."""
+class EventHub:
+    """WebSocket clients, the outbox and its send loop. ``status()`` is what a new client is told first;
+    ``running()`` the queue item that runs now (its client also gets ``execution_start`` on connecting);
+    ``features`` answers a client's ``feature_flags``; ``redact(bytes) -> bytes`` cleans every message."""
 
-    features: dict
-    _cond: threading.Condition
-    _sockets: dict[str, web.WebSocketResponse]
-    _loop: asyncio.AbstractEventLoop | None
-    _outbox: asyncio.Queue | None
-    redact: Any  # a protocol.Redactor
+    def __init__(self, status: Callable[[], dict], running: Callable[[], Any], features: dict,
+                 redact: Callable[[bytes], bytes] = lambda b: b) -> None:
+        self.status, self.running, self.features, self.redact = status, running, features, redact
+        self._sockets: dict[str, web.WebSocketResponse] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: asyncio.Queue | None = None
+        self._sender: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        """Start the send loop on the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._outbox = asyncio.Queue()
+        self._sender = self._loop.create_task(self._send_loop())
+
+    async def close_clients(self) -> None:
+        for ws in list(self._sockets.values()):
+            await ws.close(code=1001, message=b"server shutdown")
+        self._sockets.clear()
+
+    async def stop(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            try:
+                await self._sender
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+            self._sender = None
 
     # -- websocket ------------------------------------------------------------------------------------------------
     def post(self, event: str, data: Any, sid: str | None = None) -> None:
@@ -48,7 +72,7 @@ class EventsMixin:
             targets = [(sid, self._sockets[sid])] if sid is not None else list(self._sockets.items())
             if not targets:
                 continue
-            text = self.redact.body(dumps({"type": event, "data": data}).encode()).decode()  # no server paths
+            text = self.redact(dumps({"type": event, "data": data}).encode()).decode()  # no server paths
             for key, ws in targets:
                 try:
                     await asyncio.wait_for(ws.send_str(text), 10)
@@ -61,7 +85,8 @@ class EventsMixin:
                     except Exception:  # noqa: BLE001
                         pass
 
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """The ``/ws`` route."""
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1 << 20)
         await ws.prepare(request)
         sid = request.query.get("clientId", "")
@@ -73,10 +98,9 @@ class EventsMixin:
         self._sockets[sid] = ws
         try:
             await ws.send_str(dumps({"type": "status", "data": {"status": self.status(), "sid": sid}}))
-            with self._cond:
-                run = self._running
-            if run is not None and run.item.client_id == sid:
-                await ws.send_str(dumps({"type": "execution_start", "data": {"prompt_id": run.item.prompt_id,
+            item = self.running()
+            if item is not None and item.client_id == sid:
+                await ws.send_str(dumps({"type": "execution_start", "data": {"prompt_id": item.prompt_id,
                                                                             "timestamp": _now_ms()}}))
             first = True
             async for msg in ws:

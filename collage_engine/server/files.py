@@ -40,7 +40,7 @@ class FilesMixin:
     templates: dict[str, str]
     default_settings: dict
     max_upload_bytes: int
-    _cond: threading.Condition
+    _settings_lock: threading.Lock
 
     # -- folders ----------------------------------------------------------------------------------------------
     def folder(self, kind: str | None) -> str:
@@ -290,7 +290,7 @@ class FilesMixin:
         body = await _read_json_object(request, "invalid_request", "settings must be a JSON object")
         if isinstance(body, web.Response):
             return body
-        with self._cond:
+        with self._settings_lock:
             self._save_settings({**self._load_settings(), **body})
         return web.Response(status=200)
 
@@ -298,7 +298,7 @@ class FilesMixin:
         body = await _read_json(request)
         if isinstance(body, web.Response):
             return body
-        with self._cond:
+        with self._settings_lock:
             settings = self._load_settings()
             settings[request.match_info["id"]] = body
             self._save_settings(settings)

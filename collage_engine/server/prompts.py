@@ -1,8 +1,9 @@
 """The prompt API routes over the queue: node schemas, ``/prompt``, ``/queue``, ``/history``, ``/jobs``,
 ``/interrupt`` and ``/free``, and the job/history formatting of their answers (ComfyUI's bodies).
 
-:class:`PromptRoutes` is a part of :class:`~collage_engine.server.PromptServer`; it works through the methods of
-:class:`~collage_engine.server.queue.QueueMixin` (``enqueue``, ``snapshot``, ``history``, ``cancel``, ...).
+:class:`PromptRoutes` is a part of :class:`~collage_engine.server.PromptServer`; it works through the server's
+:class:`~collage_engine.server.queue.PromptQueue` (``self.queue``: ``enqueue``, ``snapshot``, ``history``, ``cancel``,
+...).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class PromptRoutes:
         return info
 
     async def _get_prompt(self, request: web.Request) -> web.Response:
-        return _json(self.status())
+        return _json(self.queue.status())
 
     async def _post_prompt(self, request: web.Request) -> web.Response:
         body = await _read_json_object(request, "invalid_prompt", "Invalid prompt",
@@ -123,7 +124,7 @@ class PromptRoutes:
             extra_data["client_id"] = client_id
         extra_data["create_time"] = _now_ms()
         try:
-            item = self.enqueue(v.prompt if isinstance(v.prompt, dict) else prompt, client_id=client_id,
+            item = self.queue.enqueue(v.prompt if isinstance(v.prompt, dict) else prompt, client_id=client_id,
                                 prompt_id=prompt_id, extra_data=extra_data, targets=targets or v.targets,
                                 front=bool(body.get("front")), number=number)
         except OverflowError as e:
@@ -133,7 +134,7 @@ class PromptRoutes:
         return _json({"prompt_id": item.prompt_id, "number": item.number, "node_errors": {}})
 
     async def _get_queue(self, request: web.Request) -> web.Response:
-        running, pending = self.snapshot()
+        running, pending = self.queue.snapshot()
         return _json({"queue_running": [_strip_item(i) for i in running],
                       "queue_pending": [_strip_item(i) for i in pending]})
 
@@ -142,18 +143,18 @@ class PromptRoutes:
         if isinstance(body, web.Response):
             return body
         if body.get("clear"):
-            self.clear_pending()
+            self.queue.clear_pending()
         ids = body.get("delete")
         if ids is not None:
             if not isinstance(ids, list):
                 return _error(400, "invalid_request", "'delete' must be a list of prompt ids")
             for pid in ids:
                 if isinstance(pid, str):
-                    self.delete_pending(pid)
+                    self.queue.delete_pending(pid)
         return web.Response(status=200)
 
     async def _get_history(self, request: web.Request) -> web.Response:
-        hist = self.history()
+        hist = self.queue.history()
         try:
             max_items = int(request.query["max_items"]) if "max_items" in request.query else None
             offset = int(request.query.get("offset", -1))
@@ -168,36 +169,24 @@ class PromptRoutes:
 
     async def _get_history_item(self, request: web.Request) -> web.Response:
         pid = request.match_info["prompt_id"]
-        entry = self.history().get(pid)
+        entry = self.queue.history().get(pid)
         return _json({pid: _public_history(entry)} if entry is not None else {})
 
     async def _post_history(self, request: web.Request) -> web.Response:
         body = await _read_json_object(request, "invalid_request", "expected {\"clear\": true} or {\"delete\": [ids]}")
         if isinstance(body, web.Response):
             return body
-        deleted = []
-        with self._cond:
-            if body.get("clear"):
-                for pid in self._history:
-                    self._known_ids.discard(pid)
-                self._history.clear()
-            ids = body.get("delete")
-            if isinstance(ids, list):
-                for pid in ids:
-                    if isinstance(pid, str) and self._history.pop(pid, None) is not None:
-                        self._known_ids.discard(pid)
-                        deleted.append(pid)
         if body.get("clear"):
-            self._persist("clear_history")
-        if deleted:
-            self._persist("delete_history", *deleted)
+            self.queue.clear_history()
+        if isinstance(body.get("delete"), list):
+            self.queue.delete_history(body["delete"])
         return web.Response(status=200)
 
     # -- jobs ------------------------------------------------------------------------------------------------------
     def _jobs(self) -> list[dict]:
-        running, pending = self.snapshot()
+        running, pending = self.queue.snapshot()
         jobs = [_queue_job(i, "in_progress") for i in running] + [_queue_job(i, "pending") for i in pending]
-        jobs += [_history_job(pid, e) for pid, e in self.history().items()]
+        jobs += [_history_job(pid, e) for pid, e in self.queue.history().items()]
         return jobs
 
     async def _get_jobs(self, request: web.Request) -> web.Response:
@@ -239,21 +228,21 @@ class PromptRoutes:
 
     async def _get_job(self, request: web.Request) -> web.Response:
         jid = request.match_info["job_id"]
-        running, pending = self.snapshot()
+        running, pending = self.queue.snapshot()
         for status, items in (("in_progress", running), ("pending", pending)):
             for it in items:
                 if it.prompt_id == jid:
                     job = _queue_job(it, status)
                     job["workflow"] = {"prompt": it.prompt, "extra_data": it.extra_data}
                     return _json(job)
-        entry = self.history().get(jid)
+        entry = self.queue.history().get(jid)
         if entry is None:
             return _error(404, "not_found", "Job not found")
         return _json(_history_job(jid, entry, full=True))
 
 
     async def _cancel_job(self, request: web.Request) -> web.Response:
-        return _json({"cancelled": self.cancel(request.match_info["job_id"])})
+        return _json({"cancelled": self.queue.cancel(request.match_info["job_id"])})
 
     async def _cancel_jobs(self, request: web.Request) -> web.Response:
         body = await _read_json(request)
@@ -267,7 +256,7 @@ class PromptRoutes:
             return _error(400, "invalid_request", "job_ids contains invalid id(s)", invalid_ids=bad)
         cancelled = False
         for jid in ids:
-            cancelled = self.cancel(jid) or cancelled
+            cancelled = self.queue.cancel(jid) or cancelled
         return _json({"cancelled": cancelled})
 
     async def _interrupt(self, request: web.Request) -> web.Response:
@@ -279,15 +268,13 @@ class PromptRoutes:
                 body = {}
             if isinstance(body, dict) and isinstance(body.get("prompt_id"), str):
                 prompt_id = body["prompt_id"]
-        self.interrupt(prompt_id)
+        self.queue.interrupt(prompt_id)
         return web.Response(status=200)
 
     async def _free(self, request: web.Request) -> web.Response:
         body = await _read_json(request)
         if isinstance(body, dict) and (body.get("free_memory") or body.get("unload_models")):
-            with self._cond:  # only between prompts: the cache belongs to the worker while it runs
-                if self._running is None:
-                    self.runner.free()
+            self.queue.free()  # only between prompts: the cache belongs to the run while it runs
         return web.Response(status=200)
 
 

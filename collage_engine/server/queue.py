@@ -1,27 +1,29 @@
-"""The prompt queue, its history and the one worker thread that runs it on the engine (no HTTP here).
+"""The prompt queue, its history and the thread that runs it through a runner (no HTTP here).
 
-:class:`QueueMixin` is a part of :class:`~collage_engine.server.PromptServer`: its state (``_cond``, ``_pending``,
-``_running``, ``_history``, ...) is made in ``PromptServer.__init__`` and guarded by ``_cond``; it tells clients
-what happens through ``post`` (:class:`~collage_engine.server.events.EventsMixin`). The worker runs one prompt at a
-time on one engine, so its cache is shared by all prompts and re-runs are incremental.
+:class:`PromptQueue` is one part of :class:`~collage_engine.server.PromptServer`, usable and testable alone: it owns
+its state (``_cond`` guards ``_pending``, ``_running``, ``_history``, ...), persists it in a
+:class:`~collage_engine.server.store.PromptStore` when given one, runs one prompt at a time through a runner
+(:mod:`~collage_engine.server.worker`: a worker process or this process's thread) and tells clients what happens
+through the ``post(event, data, client_id)`` callback it is given (the server's event hub).
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import threading
 import time
 import traceback
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..executor import Engine, public_ui
+from ..executor import public_ui
 from .protocol import _now_ms, log
 from .store import PromptStore
-from .worker import Outcome, ThreadRunner
+from .worker import Outcome
 
 
 # ------------------------------------------------------------------------------------------------- queue
@@ -50,24 +52,39 @@ class _Running:
     started: float = 0.0
 
 
-class QueueMixin:
-    """Queue, history, worker, execution and interruption of :class:`~collage_engine.server.PromptServer`."""
+class PromptQueue:
+    """Queue, history, the queue's thread, execution and interruption.
 
-    engine: Engine
-    runner: ThreadRunner  # or a ProcessRunner: where prompts run (see .worker)
-    max_queue: int
-    max_history: int
-    number: int
-    _cond: threading.Condition
-    _pending: list[tuple[float, int, QueueItem]]
-    _running: _Running | None
-    _history: OrderedDict[str, dict]
-    _known_ids: set[str]
-    _interrupt_target: str | None
-    _stopping: bool
-    _worker: threading.Thread | None
-    _store: PromptStore | None
-    _seq: Iterator[int]
+    ``make_runner(on_event)`` builds the runner (:class:`~collage_engine.server.worker.ThreadRunner` or
+    :class:`~collage_engine.server.worker.ProcessRunner`) that sends engine events to ``on_event``; ``store`` keeps
+    history and queue on disk (None: memory only; a stored queue is restored here); at most ``max_queue`` prompts
+    wait and ``max_history`` finished ones are kept; ``post(event, data, client_id)`` tells clients (any thread)."""
+
+    def __init__(self, make_runner: Callable[[Callable[[str, dict], None]], Any], *, store: PromptStore | None = None,
+                 max_queue: int = 1000, max_history: int = 10_000,
+                 post: Callable[..., None] = lambda event, data, sid=None: None) -> None:
+        self.max_queue, self.max_history = int(max_queue), int(max_history)
+        self.post = post
+        self._cond = threading.Condition()
+        self._pending: list[tuple[float, int, QueueItem]] = []
+        self._running: _Running | None = None
+        self._history: OrderedDict[str, dict] = OrderedDict()
+        self._known_ids: set[str] = set()
+        self._seq: Iterator[int] = itertools.count()
+        self.number = 0
+        self._interrupt_target: str | None = None
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+        self._store = store
+        if store is not None:
+            self._restore()
+        self.runner = make_runner(self._on_event)
+
+    def close(self) -> None:
+        """Close the store (after :meth:`stop`)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     # -- durable state -------------------------------------------------------------------------------------------
     def _persist(self, method: str, *args) -> Any:
@@ -120,7 +137,7 @@ class QueueMixin:
             self.number = max(self.number, int(max(numbers)) + 1)
 
     # -- worker --------------------------------------------------------------------------------------------------
-    def start_worker(self) -> None:
+    def start(self) -> None:
         with self._cond:
             if self._worker is not None and self._worker.is_alive():
                 return
@@ -129,8 +146,8 @@ class QueueMixin:
         self._worker = threading.Thread(target=self._work, name="prompt-worker", daemon=True)
         self._worker.start()
 
-    def stop_worker(self, timeout: float = 30.0) -> None:
-        """Stop the worker: the running prompt is interrupted, pending prompts stay queued."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the queue's thread and its runner: the running prompt is interrupted, pending prompts stay queued."""
         with self._cond:
             self._stopping = True
             if self._running is not None:
@@ -321,6 +338,35 @@ class QueueMixin:
         self._persist("clear_pending")
         self.post("status", {"status": self.status()})
         return n
+
+    def clear_history(self) -> None:
+        with self._cond:
+            for pid in self._history:
+                self._known_ids.discard(pid)
+            self._history.clear()
+        self._persist("clear_history")
+
+    def delete_history(self, ids: Iterable[Any]) -> list[str]:
+        """Drop these finished prompts from the history; return the ids that were there."""
+        deleted = []
+        with self._cond:
+            for pid in ids:
+                if isinstance(pid, str) and self._history.pop(pid, None) is not None:
+                    self._known_ids.discard(pid)
+                    deleted.append(pid)
+        if deleted:
+            self._persist("delete_history", *deleted)
+        return deleted
+
+    def running_item(self) -> QueueItem | None:
+        with self._cond:
+            return self._running.item if self._running is not None else None
+
+    def free(self) -> None:
+        """Drop cached results and models (only between prompts: the cache belongs to the run while it runs)."""
+        with self._cond:
+            if self._running is None:
+                self.runner.free()
 
     def history(self) -> OrderedDict:
         with self._cond:

@@ -359,7 +359,7 @@ def test_history_is_capped_and_editable(srv, server):
     assert ids[-1] not in get_json(srv.url, "/api/history")[1]
     assert raw(srv.url, "POST", "/api/history", json.dumps({"clear": True}))[0] == 200
     assert get_json(srv.url, "/api/history")[1] == {}
-    assert len(server._known_ids) == 0
+    assert len(server.queue._known_ids) == 0
 
 
 @pytest.mark.parametrize("query", ["status=done", "sort_by=name", "sort_order=up", "limit=0", "limit=x",

@@ -53,7 +53,7 @@ def test_250_prompts_all_stay_in_history(tmp_path):
         server.close()
     again = PromptServer(registry=make_registry(), base_dir=str(tmp_path))  # and all of them after a restart
     try:
-        assert list(again.history()) == ids
+        assert list(again.queue.history()) == ids
     finally:
         again.close()
 
@@ -70,7 +70,7 @@ def test_history_stays_capped_on_disk(tmp_path):
         server.close()
     again = PromptServer(registry=make_registry(), base_dir=str(tmp_path), max_history=3)
     try:
-        assert list(again.history()) == ids[3:5]
+        assert list(again.queue.history()) == ids[3:5]
     finally:
         again.close()
 

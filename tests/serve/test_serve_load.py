@@ -93,7 +93,7 @@ def test_fifty_prompts_from_five_clients(tmp_path):
         hist = get_json(bg.url, "/api/history")[1]
         assert list(hist) == order[-HISTORY:]
         assert get_json(bg.url, "/api/queue")[1] == {"queue_running": [], "queue_pending": []}
-        assert len(server._known_ids) == HISTORY and not server._sockets
+        assert len(server.queue._known_ids) == HISTORY and not server.events._sockets
         growth = rss_after - rss_before
         lat = sorted(latencies)
         print(f"\nload: {len(ids)} prompts from {CLIENTS} clients in {wall:.2f} s ({len(ids) / wall:.1f}/s); "

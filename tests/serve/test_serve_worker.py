@@ -286,7 +286,7 @@ def test_a_damaged_history_database_is_set_aside_and_a_fresh_one_started(tmp_pat
         assert len(aside) == 1 and (db.parent / aside[0]).read_bytes()[:100] == db.read_bytes()[:0] + \
             (data[:100] if damage == "truncate" else b"not a database at all " * 5)[:100]
         assert any("damaged" in n and aside[0] in n for n in again.notices), again.notices
-        assert again.history() == {}
+        assert again.queue.history() == {}
         bg = start(again)
         try:
             assert asyncio.run(_queue_and_wait(bg.url, chain_workflow(1)))[0]["type"] == "execution_success"
