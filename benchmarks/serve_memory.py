@@ -166,7 +166,7 @@ def main() -> int:
             sys.exit("serve did not start: " + (work / "serve.log").read_text()[-2000:])
         print(f"serve in a memory cgroup of {args.limit} ({folder}); threads: serve's default; "
               f"load {os.getloadavg()[0]:.1f}")
-        print(f"| case | outcome | s | server alive | message |\n|---|---|---:|---|---|")
+        print("| case | outcome | s | server alive | message |\n|---|---|---:|---|---|")
         for name, wf in cases(big):
             outcome, msg, secs = run_case(url, wf, args.timeout)
             alive = server.poll() is None

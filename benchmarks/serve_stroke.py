@@ -72,7 +72,7 @@ def main() -> int:
                                  isolate=mode == "worker process")
             servers[mode] = (server, BackgroundServer(server, "127.0.0.1", 0).start())
         try:
-            for mode, (_, bg) in servers.items():  # warm: models loaded, the map and generator cached
+            for _, bg in servers.values():  # warm: models loaded, the map and generator cached
                 asyncio.run(strokes_through(bg.url, json.loads(json.dumps(wf0)), paint, 2, 100))
             got: dict[str, list[float]] = {m: [] for m in servers}
             for r in range(args.rounds):
