@@ -189,6 +189,8 @@ class ProcessRunner:
         self.poll = float(poll)
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.RLock()
+        self._send_lock = threading.Lock()  # a pipe's send is not safe from two threads at once
+        self._reader: threading.Thread | None = None
         self._proc: Any = None
         self._conn: Any = None
         self._ready = threading.Event()
@@ -214,7 +216,10 @@ class ProcessRunner:
             proc.start()
             theirs.close()
             self._proc, self._conn = proc, ours
-        threading.Thread(target=self._read, args=(proc, ours), name="worker-events", daemon=True).start()
+        reader = threading.Thread(target=self._read, args=(proc, ours), name="worker-events", daemon=True)
+        with self._lock:
+            self._reader = reader
+        reader.start()
         threading.Thread(target=self._watch, args=(proc,), name="worker-watchdog", daemon=True).start()
 
     @property
@@ -232,11 +237,8 @@ class ProcessRunner:
             proc, conn = self._proc, self._conn
         if proc is None:
             return
-        try:
-            conn.send(("interrupt",))
-            conn.send(("stop",))
-        except (OSError, ValueError):
-            pass
+        self._send(conn, ("interrupt",))
+        self._send(conn, ("stop",))
         proc.join(timeout)
         if proc.is_alive():
             proc.kill()
@@ -251,12 +253,11 @@ class ProcessRunner:
         job = _Job(prompt_id, prompt)
         with self._lock:
             self._job = job
-            conn = self._conn
-        try:
-            conn.send(("run", prompt_id, prompt, list(targets), extra))
-        except (OSError, ValueError):
-            pass  # the reader sees the worker gone and fails the job
+            conn, reader = self._conn, self._reader
+        self._send(conn, ("run", prompt_id, prompt, list(targets), extra))  # a gone worker: its reader says so
         while not job.done.wait(0.2):
+            if reader is not None and not reader.is_alive():  # it died before this job was known to the reader
+                self._fail_job("the worker ended unexpectedly")
             if job.interrupted_at is not None and time.monotonic() - job.interrupted_at > self.kill_after:
                 self._kill(f"it did not stop within {self.kill_after:g} s of the interrupt; the worker was "
                            "replaced")
@@ -275,21 +276,22 @@ class ProcessRunner:
             if job is not None and job.interrupted_at is None:
                 job.interrupted_at = time.monotonic()
         if conn is not None:
-            try:
-                conn.send(("interrupt",))
-            except (OSError, ValueError):
-                pass
+            self._send(conn, ("interrupt",))
 
     def free(self) -> None:
         with self._lock:
             conn = self._conn if self._job is None else None
         if conn is not None:
-            try:
-                conn.send(("free",))
-            except (OSError, ValueError):
-                pass
+            self._send(conn, ("free",))
 
     # -- internals -----------------------------------------------------------------------------------------------
+    def _send(self, conn: Any, msg: tuple) -> None:
+        with self._send_lock:
+            try:
+                conn.send(msg)
+            except (OSError, ValueError, EOFError):
+                pass  # the worker is gone: its reader thread reports it
+
     def _ensure_ready(self) -> bool:
         for _ in range(2):  # a worker that died while idle is replaced once
             if not self.alive:
