@@ -50,7 +50,7 @@ from torch import nn
 from .blending import run_streams
 from .conditional import ArrayLike, ConditionalGenerator
 from .layers import Conv2d, conv2d
-from .scbn import ClassCondition, Condition, MapCondition, VectorCondition
+from .scbn import ClassCondition, Condition, MapCondition, VectorCondition, fused_ok, mixed_affine
 
 FAMILY = "biggan-deep"
 
@@ -231,16 +231,29 @@ def _add_skip(h: torch.Tensor, x0: torch.Tensor, up: bool) -> torch.Tensor:
 
 
 class _Affine:
-    """A conditional BN's ``y = x * scale + shift`` for a stack of ``S`` streams of ``N`` samples."""
+    """A conditional BN's ``y = x * scale + shift`` for a stack of ``S`` streams of ``N`` samples, or, for a class map
+    in inference, the coefficients of :func:`collage_core.scbn.mixed_affine` (the per-pixel maps never built)."""
 
-    def __init__(self, scale: torch.Tensor, shift: torch.Tensor, streams: int) -> None:
+    def __init__(self, scale: torch.Tensor | None, shift: torch.Tensor | None, streams: int,
+                 mixed: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.scale, self.shift, self.streams = scale, shift, streams  # (S*N, C, 1, 1) or (S, N, C, H, W)
+        self.mixed = mixed  # (coef (S*N, 2, C, J), weights (N, J, H*W))
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
+        if self.mixed is not None:
+            if fused_ok(x):
+                return mixed_affine(x, *self.mixed, relu=relu)
+            coef, w = self.mixed  # x needs a gradient: build the per-pixel maps
+            b, c = x.shape[:2]
+            maps = torch.matmul(coef.reshape(b, 2 * c, -1), w.repeat(b // w.shape[0], 1, 1)).view(b, 2, *x.shape[1:])
+            y = torch.addcmul(maps[:, 1], x, maps[:, 0])
+            return _relu(y) if relu else y
         if self.scale.dim() == 4:
-            return torch.addcmul(self.shift, x, self.scale)
-        xs = x.view(self.streams, -1, *x.shape[1:])
-        return torch.addcmul(self.shift, xs, self.scale).view_as(x)
+            y = torch.addcmul(self.shift, x, self.scale)
+        else:
+            xs = x.view(self.streams, -1, *x.shape[1:])
+            y = torch.addcmul(self.shift, xs, self.scale).view_as(x)
+        return _relu(y) if relu else y
 
 
 class BigGANBlock(nn.Module):
@@ -256,11 +269,11 @@ class BigGANBlock(nn.Module):
         self.up, self.cout = up, cout
 
     def forward(self, x: torch.Tensor, bns: Sequence[_Affine]) -> torch.Tensor:
-        h = _conv1x1(_relu(bns[0](x)), self.conv_0.W, self.conv_0.b)
-        h = _relu(bns[1](h))
+        h = _conv1x1(bns[0](x, relu=True), self.conv_0.W, self.conv_0.b)
+        h = bns[1](h, relu=True)
         h = self.conv_1.upsample_forward(h) if self.up else self.conv_1(h)
-        h = self.conv_2(_relu(bns[2](h)))
-        h = _conv1x1(_relu(bns[3](h)), self.conv_3.W, self.conv_3.b)
+        h = self.conv_2(bns[2](h, relu=True))
+        h = _conv1x1(bns[3](h, relu=True), self.conv_3.W, self.conv_3.b)
         x0 = x[:, :self.cout] if x.shape[1] != self.cout else x
         return _add_skip(h, x0, self.up)
 
@@ -448,6 +461,15 @@ class BigGANGenerator(ConditionalGenerator):
         nn_, k, h, w = cond.weights.shape
         vs = r * (1 + az[:, :, 0])  # (S, N, C): the z part
         vb = az[:, :, 1] - m * vs
+        if fused_ok(qs, vs):  # inference: the z part as one more map whose weight is 1 everywhere, mixed lazily
+            key = ("ones", id(cond))
+            if key not in emb:
+                emb[key] = torch.cat([cond.weights.reshape(nn_, k, h * w),  # type: ignore[assignment]
+                                      cond.weights.new_ones(nn_, 1, h * w)], 1)
+            coef = torch.stack([torch.cat([qs.t().expand(s, n, -1, -1), vs[..., None]], 3),
+                                torch.cat([qb.t().expand(s, n, -1, -1), vb[..., None]], 3)], 2)  # (S, N, 2, C, K'+1)
+            mixed = (coef.reshape(s * n, 2, -1, k + 1), emb[key])
+            return _Affine(None, None, s, mixed)  # type: ignore[arg-type]
         if s == 1:  # the z part as one more "class" whose weight is 1 everywhere: one product gives scale and shift
             key = ("ones", id(cond))
             if key not in emb:

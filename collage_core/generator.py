@@ -48,11 +48,14 @@ class GenBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cond1: Condition, cond2: Condition, streams: int = 1,
                 record: dict[str, torch.Tensor] | None = None, name: str = "") -> torch.Tensor:
-        h = self.b1(x, cond1, streams)
         if record is not None:
+            h = self.b1(x, cond1, streams)
             record[f"{name}_b1"] = h[-cond1.batch:].clone()
-        h = self.c1.upsample_forward(_relu(h))
-        h = self.c2(_relu(self.b2(h, cond2, streams)))
+            h = _relu(h)
+        else:
+            h = self.b1(x, cond1, streams, relu=True)
+        h = self.c1.upsample_forward(h)
+        h = self.c2(self.b2(h, cond2, streams, relu=True))
         return add_upsampled(h, self.c_sc(x))
 
 

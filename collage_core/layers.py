@@ -44,26 +44,28 @@ def upsample_conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
                      kernels: torch.Tensor | None = None) -> torch.Tensor:
     """``conv2d(upsample_nearest2x(x), w, b, padding=1)`` for a 3x3 kernel, without building the up-sampled input.
 
-    Each of the four output phases is a 2x2 convolution of the zero-padded low-resolution input: 16 instead of
-    36 multiply-adds per input pixel and channel pair. ``kernels`` may pass precomputed :func:`phase_kernels`.
+    Each of the four output phases (a, c) is a 2x2 convolution of the zero-padded low-resolution input: 16 instead
+    of 36 multiply-adds per input pixel and channel pair. All four run as *one* 2x2 convolution with ``4 * out``
+    channels over the input padded by one (an ``(h+1) x (w+1)`` output); phase (a, c) is that output's window
+    starting at (a, c), and the four windows are interleaved into the result in one pass (no padded copy, no
+    stacked phases, no pixel shuffle). ``kernels`` may pass precomputed :func:`phase_kernels`.
     """
     if not FUSED_UPSAMPLE_CONV:
         return F.conv2d(upsample_nearest2x(x), w, b, padding=1)
     k = phase_kernels(w) if kernels is None else kernels
     o = w.shape[0]
     n, _, h, wd = x.shape
-    xp = F.pad(x, (1, 1, 1, 1))
-    small = n * h * wd <= SMALL_CONV_PIXELS // 2
-    outs = []
+    bias = None if b is None else b.repeat(4)
+    if n * h * wd <= SMALL_CONV_PIXELS // 2 and x.is_contiguous():  # weight-bound: one GEMM (see conv2d_gemm)
+        y = conv2d_gemm(x, k, bias, 1, ksize_out=(h + 1, wd + 1))
+    else:
+        y = F.conv2d(x, k, bias, padding=1)  # (n, 4 o, h + 1, w + 1)
+    y = y.view(n, 2, 2, o, h + 1, wd + 1)
+    out = y.new_empty(n, o, h, 2, wd, 2)
     for a in (0, 1):
         for c in (0, 1):
-            window, kp = xp[:, :, a:a + h + 1, c:c + wd + 1], k[(2 * a + c) * o:(2 * a + c + 1) * o]
-            if small:  # weight-bound: one GEMM per phase (see conv2d_gemm)
-                out = torch.matmul(kp.reshape(o, -1), F.unfold(window, 2)).view(n, o, h, wd)
-                outs.append(out if b is None else out + b[:, None, None])
-            else:
-                outs.append(F.conv2d(window, kp, b))
-    return F.pixel_shuffle(torch.stack(outs, 2).reshape(n, 4 * o, h, wd), 2)
+            out[:, :, :, a, :, c] = y[:, a, c, :, a:a + h, c:c + wd]
+    return out.view(n, o, 2 * h, 2 * wd)
 
 
 #: at most this many output pixels (batch x height x width), a convolution runs as one matrix product
@@ -72,14 +74,17 @@ def upsample_conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
 SMALL_CONV_PIXELS = 128
 
 
-def conv2d_gemm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int) -> torch.Tensor:
-    """``F.conv2d(x, w, b, padding=pad)`` (stride 1, square kernel) as ``unfold`` + one matrix product."""
+def conv2d_gemm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int,
+                ksize_out: tuple[int, int] | None = None) -> torch.Tensor:
+    """``F.conv2d(x, w, b, padding=pad)`` (stride 1, square kernel) as ``unfold`` + one matrix product.
+    ``ksize_out``: the output size when it is not the input's (an even kernel)."""
     n, _, h, wd = x.shape
-    cols = F.unfold(x, w.shape[-1], padding=pad)  # (N, C*k*k, H*W)
-    out = torch.matmul(w.reshape(w.shape[0], -1), cols)  # (N, O, H*W)
+    oh, ow = (h, wd) if ksize_out is None else ksize_out
+    cols = F.unfold(x, w.shape[-1], padding=pad)  # (N, C*k*k, OH*OW)
+    out = torch.matmul(w.reshape(w.shape[0], -1), cols)  # (N, O, OH*OW)
     if b is not None:
         out = out + b[:, None]
-    return out.view(n, w.shape[0], h, wd)
+    return out.view(n, w.shape[0], oh, ow)
 
 
 def conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, pad: int) -> torch.Tensor:

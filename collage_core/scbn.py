@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -112,6 +113,72 @@ class MapCondition(Condition):
         return MapCondition(w, classes)
 
 
+#: elements of one chunk of :func:`mixed_affine` (its scale and shift rows then stay in a core's L2 cache)
+MIX_CHUNK = 1 << 16
+#: run :func:`mixed_affine`'s chunk loop on one thread: its small products would otherwise end in an OpenMP barrier
+#: each, and a barrier waits for a thread that a busy machine has descheduled (on this 2-core CPU under load the
+#: loop ran 5-10x slower with 2 threads than with 1; with 1 it matches the class-id path's two passes)
+SERIAL_MIX = True
+
+
+def fused_ok(*tensors: torch.Tensor) -> bool:
+    """Whether the in-place, chunked inference kernels may run: no autograd graph is being recorded."""
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
+def mixed_affine(x: torch.Tensor, coef: torch.Tensor, weights: torch.Tensor, relu: bool = False) -> torch.Tensor:
+    """``y[i] = x[i] * (coef[i, 0] @ w) + coef[i, 1] @ w`` with ``w = weights[i % N_w]`` (optionally ReLU'd).
+
+    ``x`` (B, C, H, W); ``coef`` (B or 1, 2, C, J): per sample, each channel's scale and shift coefficients over
+    ``J`` per-pixel weight maps; ``weights`` (N_w, J, H * W), ``B`` a multiple of ``N_w`` (stacked streams share
+    the maps). This is sCBN's per-pixel affine: without it, the per-pixel scale and shift are built in full
+    (twice the activation's size) and read back. Here they are made a few channels of one sample at a time, a
+    small matrix product into a buffer that stays in cache, and used at once (``addcmul`` into the output, then
+    ReLU in place), so memory traffic is the class-id path's: read ``x``, write ``y``. Inference only (``out=``).
+    """
+    b, c, h, w = x.shape
+    hw = h * w
+    nw, j = weights.shape[0], weights.shape[1]
+    weights = weights.to(x.dtype)
+    if b * c * hw <= MIX_CHUNK:  # small enough to stay in cache whole: one batched product
+        maps = torch.matmul(coef.to(x.dtype).reshape(-1, 2 * c, j), weights.repeat(b // nw, 1, 1))
+        maps = maps.view(b, 2, c, h, w)
+        y = torch.addcmul(maps[:, 1], x, maps[:, 0])
+        return y.relu_() if relu else y
+    x = x.contiguous()
+    y = torch.empty_like(x)
+    xv, yv = x.view(b, c, hw), y.view(b, c, hw)
+    coefp = coef.to(x.dtype).permute(0, 2, 1, 3).contiguous()  # (B or 1, C, 2, J): channel-major row pairs
+    cb = max(1, min(c, MIX_CHUNK // max(hw, 1)))
+    buf = x.new_empty(2 * cb, hw)
+    threads = torch.get_num_threads()
+    if SERIAL_MIX and threads > 1:
+        torch.set_num_threads(1)
+    try:
+        _mix_loop(xv, yv, coefp, weights, buf, cb, relu)
+    finally:
+        if SERIAL_MIX and threads > 1:
+            torch.set_num_threads(threads)
+    return y
+
+
+def _mix_loop(xv, yv, coefp, weights, buf, cb, relu):
+    b, c, hw = xv.shape
+    nw, j = weights.shape[:2]
+    for i in range(b):
+        wi = weights[i % nw]
+        ci = coefp[i if coefp.shape[0] > 1 else 0]
+        for c0 in range(0, c, cb):
+            c1 = min(c, c0 + cb)
+            m = buf[: 2 * (c1 - c0)]
+            torch.mm(ci[c0:c1].reshape(-1, j), wi, out=m)
+            m = m.view(c1 - c0, 2, hw)
+            out = yv[i, c0:c1]
+            torch.addcmul(m[:, 1], xv[i, c0:c1], m[:, 0], out=out)
+            if relu:
+                out.relu_()
+
+
 class ConditionalBatchNorm(nn.Module):
     """(Spatial) categorical conditional BN with the original's parameter names.
 
@@ -129,8 +196,9 @@ class ConditionalBatchNorm(nn.Module):
         self.eps = eps
         self.momentum = momentum
 
-    def forward(self, x: torch.Tensor, cond: Condition, streams: int = 1) -> torch.Tensor:
-        """``x`` is ``(streams * N, C, H, W)``; the condition (batch N) is shared by all streams."""
+    def forward(self, x: torch.Tensor, cond: Condition, streams: int = 1, relu: bool = False) -> torch.Tensor:
+        """``x`` is ``(streams * N, C, H, W)``; the condition (batch N) is shared by all streams. ``relu``: return
+        ``relu(y)`` (fused into the per-pixel path of a map in inference)."""
         if self.training:
             dims = (0, 2, 3)
             xf = x.float()  # statistics in float32 even under bf16 autocast
@@ -144,11 +212,22 @@ class ConditionalBatchNorm(nn.Module):
         else:
             mean, var = self.avg_mean, self.avg_var
         rstd = torch.rsqrt(var.to(x.dtype) + self.eps)
+        if isinstance(cond, MapCondition) and not self.training and fused_ok(x, self.gammas.W, self.betas.W,
+                                                                              cond.weights):
+            g = self.gammas.W.index_select(0, cond.classes) * rstd  # (K', C), the BN folded in
+            sh = self.betas.W.index_select(0, cond.classes) - mean.to(x.dtype) * g
+            n, k = cond.weights.shape[:2]
+            coef = torch.stack([g.t(), sh.t()])[None]  # (1, 2, C, K')
+            return mixed_affine(x, coef, cond.weights.reshape(n, k, -1), relu)
         scale, shift = cond.affine(self.gammas.W, self.betas.W, mean.to(x.dtype), rstd)
         if streams == 1:
-            return torch.addcmul(shift, x, scale)
-        xs = x.view(streams, -1, *x.shape[1:])
-        return torch.addcmul(shift, xs, scale).view_as(x)
+            y = torch.addcmul(shift, x, scale)
+        else:
+            xs = x.view(streams, -1, *x.shape[1:])
+            y = torch.addcmul(shift, xs, scale).view_as(x)
+        if relu:
+            return F.relu(y) if y.requires_grad else y.relu_()
+        return y
 
 
 class BatchNorm(nn.Module):
