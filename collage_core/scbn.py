@@ -140,7 +140,8 @@ def mixed_affine(x: torch.Tensor, coef: torch.Tensor, weights: torch.Tensor, rel
     hw = h * w
     nw, j = weights.shape[0], weights.shape[1]
     weights = weights.to(x.dtype)
-    if b * c * hw <= MIX_CHUNK:  # small enough to stay in cache whole: one batched product
+    if b * c * hw <= MIX_CHUNK or x.device.type != "cpu":  # small enough to stay in cache whole, or on a GPU
+        # (where a loop of small products would be launch-bound): one batched product
         maps = torch.matmul(coef.to(x.dtype).reshape(-1, 2 * c, j), weights.repeat(b // nw, 1, 1))
         maps = maps.view(b, 2, c, h, w)
         y = torch.addcmul(maps[:, 1], x, maps[:, 0])
