@@ -11,6 +11,7 @@ from collage_core import load_discriminator
 from collage_core.collage import ClassSpec
 from collage_core.crop import CropInfo, MaskSizeError, crop_photo, paste_back
 from collage_core.encoder import load_encoder
+from collage_core.footprint import projection_bytes
 from collage_core.images import image_to_uint8
 from collage_core.poisson import poisson_composite
 from collage_core.projection import ProjectionCancelled, project
@@ -224,6 +225,9 @@ class ProjectImage(Node):
         if encoder is not None:
             with blame("encoder"):
                 encoder.check_fits(generator)
+        candidates = restarts * (top_k if auto else 1)  # optimised together: autograd holds all their activations
+        ctx.reserve(projection_bytes(generator, discriminator, candidates),
+                    f"the projection's working memory ({candidates} candidates: restarts x classes)")
         try:
             res = project(generator, target, cls, discriminator, steps=steps, lr=lr, pixel_weight=pixel_weight,
                           restarts=restarts, top_k_classes=top_k if auto else None, patience=patience or None,
@@ -262,10 +266,24 @@ class PasteBack(Node):
         m = _one_mask(mask, "mask")
         if not isinstance(crop, CropInfo):
             raise InputError("crop", "connect the crop output of Crop to Model")
+        if method != "alpha":
+            ctx.reserve(_poisson_bytes(m), "the Poisson solve's working memory")
         with blame("mask", "method", "edited"), _mask_size_hint(ctx):
             out = paste_back(image_to_uint8(photo)[0], image_to_uint8(edited)[0], crop, m.cpu().numpy(),
                              method=method, feather=feather)
         return (torch.from_numpy(out).float().div(255.0)[None].to(photo.device),)
+
+
+def _poisson_bytes(mask: torch.Tensor) -> int:
+    """Host bytes a Poisson composite takes at its peak, for an ``[H, W]`` or ``[1, H, W]`` mask: the pictures as
+    float32 and uint8 (about 24 bytes a pixel) and the solver's arrays over the mask's bounding box (3 channels on
+    every multigrid level: 300 bytes a pixel of the box measured on a 2048² picture with a large ellipse)."""
+    h, w = mask.shape[-2:]
+    inside = mask.reshape(-1, h, w)[0] > 0
+    rows = torch.nonzero(inside.any(dim=1)).flatten()
+    cols = torch.nonzero(inside.any(dim=0)).flatten()
+    box = 0 if rows.numel() == 0 else int(rows[-1] - rows[0] + 3) * int(cols[-1] - cols[0] + 3)
+    return int(h) * int(w) * 24 + box * 320
 
 
 class PoissonComposite(Node):
@@ -287,6 +305,7 @@ class PoissonComposite(Node):
     def run(self, ctx, source, target, mask, mode="normal"):
         s, t = _one_image(source, "source"), _one_image(target, "target")
         m = _one_mask(mask, "mask")
+        ctx.reserve(_poisson_bytes(m), "the Poisson solve's working memory")
         with blame("mask", "source", "mode"):
             out = poisson_composite(image_to_uint8(s)[0], image_to_uint8(t)[0], m.cpu().numpy(), mode=mode)
         return (torch.from_numpy(out).float().div(255.0)[None].to(t.device),)
