@@ -14,7 +14,8 @@ Rows (random weights of the real sizes; 256 px):
   (or the tiny test generator), an identical re-run (everything cached) and a re-run after a paint-strength change.
 
 Without a CUDA GPU it prints one line saying so and exits 0. ``--dry-run`` runs every row at tiny sizes on the CPU
-(64 and 128 px layouts, 2-4 channels per width unit, batch 2 instead of 64; compiled rows are skipped: compiling on the CPU takes minutes), so the script
+(64 and 128 px layouts, 2-4 channels per width unit, batch 2 instead of 64; compiled rows are skipped: compiling on
+the CPU takes minutes), so the script
 itself is tested (``tests/benchmarks/test_benchmarks_gpu.py``). No figure of a dry run means anything.
 """
 
@@ -105,7 +106,8 @@ def generator_rows(models, device: str, dry: bool, big: int, repeat: int, sync) 
                     flops = count_flops(lambda: G.forward([z], conds) if name.startswith("SNGAN")
                                         else G.forward([z], conds, None, 0.4)) if b == 1 else flops * big  # noqa: F821
                     t = timeit(run, repeat, sync)
-                rows.append(("generator", f"{name} {G.resolution}", mode, b, f"{t * 1e3:.2f}", f"{b / t:,.1f}", f"{flops / t / 1e12:.3g}"))
+                rows.append(("generator", f"{name} {G.resolution}", mode, b, f"{t * 1e3:.2f}", f"{b / t:,.1f}",
+                             f"{flops / t / 1e12:.3g}"))
     return rows
 
 

@@ -12,9 +12,9 @@ hits both alike), their ratio, the time of :func:`poisson_composite_reference` (
 pixels, run once by default because it is slow), the machine load, and the max / mean absolute difference inside the
 mask, in grey levels, of the 8-bit results against the 8-bit (rounded) reference. ``ours-ref float`` compares the
 float64 results before rounding with the stopping rule the 8-bit default uses (``atol=0.3``: estimated max error
-0.3 grey level), i.e. the error that rounding then hides. OpenCV places the mask's bounding box centred on ``p``; ``p`` is
-chosen so that the placement is the identity, and OpenCV gets a fresh copy of the mask on every call (it overwrites
-the one it is given). ``OCV px changed outside``: pixels outside the mask that OpenCV modified. Needs scipy.
+0.3 grey level), i.e. the error that rounding then hides. OpenCV places the mask's bounding box centred on ``p``;
+``p`` is chosen so that the placement is the identity, and OpenCV gets a fresh copy of the mask on every call (it
+overwrites the one it is given). ``OCV px changed outside``: pixels outside the mask that OpenCV modified. Needs scipy.
 """
 
 from __future__ import annotations

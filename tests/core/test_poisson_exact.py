@@ -1,6 +1,7 @@
 """Exactness of the fast Poisson composite on 8-bit pictures: the default solve (``tol=atol=None`` -> for integer
-targets, stop at an estimated max error of ``atol=0.3`` grey level) must give the sparse reference's result within one grey level, on the mask shapes the benchmark uses and
-on awkward sizes (CPU, small pictures, a few seconds in all)."""
+targets, stop at an estimated max error of ``atol=0.3`` grey level) must give the sparse reference's result within
+one grey level, on the mask shapes the benchmark uses and on awkward sizes (CPU, small pictures, a few seconds in
+all)."""
 
 from __future__ import annotations
 
