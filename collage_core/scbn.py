@@ -115,10 +115,12 @@ class MapCondition(Condition):
 
 #: elements of one chunk of :func:`mixed_affine` (its scale and shift rows then stay in a core's L2 cache)
 MIX_CHUNK = 1 << 16
-#: run :func:`mixed_affine`'s chunk loop on one thread: its small products would otherwise end in an OpenMP barrier
-#: each, and a barrier waits for a thread that a busy machine has descheduled (on this 2-core CPU under load the
-#: loop ran 5-10x slower with 2 threads than with 1; with 1 it matches the class-id path's two passes)
-SERIAL_MIX = True
+#: run :func:`mixed_affine`'s chunk loop on one thread (by switching torch's global thread count around it). Off:
+#: on an idle 2-CPU machine the loop on 2 threads made BigGAN-deep 256 two-class sCBN at batch 8 cost 1.04x class
+#: ids against 1.17x on one (5 interleaved runs, benchmarks/biggan.py's cases). On a busy machine its small products
+#: wait at OpenMP barriers for a descheduled thread (5-10x slower with 2 threads at load 5-10), but there the thread
+#: policy of run/map/serve (collage_core.threads, ``--threads auto``) already chose one thread for everything.
+SERIAL_MIX = False
 
 
 def fused_ok(*tensors: torch.Tensor) -> bool:
