@@ -85,21 +85,22 @@ class Redactor:
             for variant in {os.path.abspath(path), os.path.realpath(path)}:
                 pairs.append((variant.rstrip(os.sep), name.strip()))
         self._pairs = sorted(set(pairs), key=lambda p: -len(p[0]))  # the deepest folder first
-        self._bytes = [(a.encode(), b.encode()) for a, b in self._pairs] + \
-            [(json.dumps(a)[1:-1].encode(), json.dumps(b)[1:-1].encode()) for a, b in self._pairs
-             if json.dumps(a)[1:-1] != a]
+        # a folder only where it ends a path or continues with a separator (/srv/data, not /srv/database)
+        end = r"(?=[/\\\"'\s:,;)\]}]|$)"
+        self._text = [(re.compile(re.escape(a) + end), b) for a, b in self._pairs]
+        variants = set(self._pairs) | {(json.dumps(a)[1:-1], json.dumps(b)[1:-1]) for a, b in self._pairs}
+        self._bytes = [(re.compile(re.escape(a.encode()) + end.encode()), b.encode())
+                       for a, b in sorted(variants, key=lambda p: -len(p[0]))]
 
     def text(self, s: str) -> str:
-        for path, name in self._pairs:
-            if path in s:
-                s = s.replace(path, name)
+        for pattern, name in self._text:
+            s = pattern.sub(lambda _m, n=name: n, s)
         return s
 
     def body(self, data: bytes) -> bytes:
         """The same for a JSON body (paths as JSON writes them)."""
-        for path, name in self._bytes:
-            if path in data:
-                data = data.replace(path, name)
+        for pattern, name in self._bytes:
+            data = pattern.sub(lambda _m, n=name: n, data)
         return data
 
 

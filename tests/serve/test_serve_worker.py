@@ -365,3 +365,8 @@ def test_userdata_refuses_the_servers_temporary_names(tmp_path):
         assert status == 400
     finally:
         bg.stop()
+
+
+def test_redactor_leaves_longer_names_that_only_start_like_a_folder(tmp_path):
+    r = Redactor({"<data folder>": str(tmp_path / "data")})
+    assert r.text(f"{tmp_path}/database and {tmp_path}/data") == f"{tmp_path}/database and <data folder>"
