@@ -28,8 +28,11 @@ from collage_core.biggan_io import convert_reference_state
 from collage_core.checkpoints import load_state
 
 
-def timeit(fn, repeat: int, sync=lambda: None) -> float:
-    fn()  # warm-up
+def timeit(fn, repeat: int, sync=lambda: None, warmup: int = 1) -> float:
+    """Median seconds of ``fn`` over ``repeat`` calls after ``warmup`` calls, synchronising the device around each
+    (benchmarks/gpu.py uses it too)."""
+    for _ in range(warmup):
+        fn()
     sync()
     times = []
     for _ in range(repeat):

@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,17 +38,12 @@ HEADER = "| row | model | mode | batch | ms | images/s | TFLOP/s |"
 
 
 def timeit(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> float:
-    """Median seconds of ``fn`` (after two warm-up calls), synchronising the device around each call."""
-    fn()
-    fn()
-    sync()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median seconds of ``fn`` (after two warm-up calls: a compiled function compiles on the first), synchronising
+    the device around each call: benchmarks/biggan.py's ``timeit``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from biggan import timeit as median_time
+
+    return median_time(fn, repeat, sync, warmup=2)
 
 
 def count_flops(fn: Callable[[], object]) -> int:
