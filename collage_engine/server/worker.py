@@ -234,15 +234,19 @@ class ProcessRunner:
         """Stop the worker: ask, then kill it if it does not end within ``timeout`` seconds."""
         with self._lock:
             self._stopping = True
-            proc, conn = self._proc, self._conn
+            proc, conn, reader = self._proc, self._conn, self._reader
         if proc is None:
             return
         self._send(conn, ("interrupt",))
         self._send(conn, ("stop",))
-        proc.join(timeout)
+        # the reader thread is the one that reaps the worker (two threads waiting on one process race: the loser's
+        # wait sees no child and reports it alive), so wait for the reader, not for the process
+        if reader is not None:
+            reader.join(timeout)
         if proc.is_alive():
             proc.kill()
-            proc.join(5)
+            if reader is not None:
+                reader.join(10)
         self._fail_job("the server stopped while this prompt was running")
 
     # -- what the queue calls -------------------------------------------------------------------------------------
