@@ -7,14 +7,17 @@ Run by hand::
 
 For each size and mask (an ellipse covering ~16% of the image, an ellipse cut by the image border, five separate
 ellipses) it prints the median wall time of ``cv2.seamlessClone(..., NORMAL_CLONE)`` and of
-:func:`poisson_composite` (8-bit pictures, default settings; the two are called in turn, so a change of machine load
-hits both alike), their ratio, the time of :func:`poisson_composite_reference` (scipy ``spsolve`` over the masked
-pixels, run once by default because it is slow), the machine load, and the max / mean absolute difference inside the
-mask, in grey levels, of the 8-bit results against the 8-bit (rounded) reference. ``ours-ref float`` compares the
-float64 results before rounding with the stopping rule the 8-bit default uses (``atol=0.3``: estimated max error
-0.3 grey level), i.e. the error that rounding then hides. OpenCV places the mask's bounding box centred on ``p``;
-``p`` is chosen so that the placement is the identity, and OpenCV gets a fresh copy of the mask on every call (it
-overwrites the one it is given). ``OCV px changed outside``: pixels outside the mask that OpenCV modified. Needs scipy.
+:func:`poisson_composite` (8-bit pictures, default settings) with the compiled solver (``backend="compiled"``, what
+``"auto"`` settles on in a long-running process; the kernels are loaded once before timing and the load time is
+printed) and with the numpy/OpenCV solver (``backend="numpy"``, what a one-shot run uses); the three are called in
+turn, so a change of machine load hits them alike. Then the ratios, the time of :func:`poisson_composite_reference`
+(scipy ``spsolve`` over the masked pixels, run once by default because it is slow), the machine load, and the max /
+mean absolute difference inside the mask, in grey levels, of the 8-bit results against the 8-bit (rounded)
+reference. ``ours-ref float`` compares the float64 results before rounding with the stopping rule the 8-bit default
+uses (``atol=0.3``: estimated max error 0.3 grey level), i.e. the error that rounding then hides. OpenCV places the
+mask's bounding box centred on ``p``; ``p`` is chosen so that the placement is the identity, and OpenCV gets a fresh
+copy of the mask on every call (it overwrites the one it is given). ``OCV px changed outside``: pixels outside the
+mask that OpenCV modified. Needs scipy.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from collage_core import poisson_compiled  # noqa: E402
 from collage_core.poisson import poisson_composite  # noqa: E402
 from collage_core.poisson_reference import poisson_composite_reference  # noqa: E402
 
@@ -114,35 +118,52 @@ def main() -> None:
     if args.threads is not None:
         cv2.setNumThreads(args.threads)
 
+    compiled = poisson_compiled.installed()
+    if compiled:
+        import numba
+        load = poisson_compiled.preload()
+        note = f"numba {numba.__version__}: kernels loaded in {load:.2f} s before timing (first use in a process)"
+    else:
+        note = "numba is not installed: no compiled column"
     print(f"# {cpu_model()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
           f"numpy {np.__version__}, opencv {cv2.__version__}; threads: cv2 {cv2.getNumThreads()} (ours and "
           "seamlessClone), numpy single-threaded; load: os.getloadavg() 1-minute average at the start of each row")
-    head = (f"{'size':>5} {'mask':8} {'masked px':>10} {'load':>5} {'OpenCV ms':>10} {'ours ms':>8} {'OCV/ours':>8} "
-            f"{'ref ms':>7} | {'ours-ref max/mean':>18} {'OCV-ref max/mean':>18} {'ours-ref float max':>18} "
-            f"{'OCV px changed outside':>22}")
+    print(f"# {note}")
+    head = (f"{'size':>5} {'mask':8} {'masked px':>10} {'load':>5} {'OpenCV ms':>10} {'compiled':>8} {'numpy':>8} "
+            f"{'OCV/comp':>8} {'OCV/np':>7} {'ref ms':>7} | {'ours-ref max/mean':>18} {'OCV-ref max/mean':>18} "
+            f"{'ours-ref float max':>18} {'comp-np max':>11} {'OCV px changed outside':>22}")
     print(head)
     print("-" * len(head))
+    nan = float("nan")
     for n in args.sizes:
         src, tgt = textured(n, 1), textured(n, 2)
         srcf, tgtf = src.astype(np.float64), tgt.astype(np.float64)
         for name, mask in masks(n).items():
             load = os.getloadavg()[0]
-            ours_fn = lambda: poisson_composite(src, tgt, mask)                         # noqa: E731
+            fns = [lambda: poisson_composite(src, tgt, mask, backend="numpy"), opencv_clone(src, tgt, mask)]
+            if compiled:
+                fns.append(lambda: poisson_composite(src, tgt, mask, backend="compiled"))
             try:
-                (t_ours, ours), (t_ocv, ocv) = interleaved([ours_fn, opencv_clone(src, tgt, mask)], args.repeats)
+                timed = interleaved(fns, args.repeats)
             except cv2.error as exc:                                                    # pragma: no cover
                 print(f"# OpenCV failed on {name} {n}: {str(exc).splitlines()[-1]}")
-                (t_ours, ours), = interleaved([ours_fn], args.repeats)
-                t_ocv, ocv = float("nan"), None
+                timed = interleaved(fns[:1] + fns[2:], args.repeats)
+                timed.insert(1, (nan, None))
+            (t_np, ours_np), (t_ocv, ocv) = timed[:2]
+            t_comp, ours = timed[2] if compiled else (nan, ours_np)
             ref_runs = args.ref_repeats if n <= 1024 else 1
             t_ref, reff = median_time(lambda: poisson_composite_reference(srcf, tgtf, mask), ref_runs)
             ref8 = np.clip(np.rint(reff), 0, 255).astype(np.uint8)
-            oursf = poisson_composite(srcf, tgtf, mask, atol=0.3)         # the 8-bit default's rule, before rounding
-            ocv_cols = ("n/a", "n/a", "n/a") if ocv is None else (
-                f"{t_ocv / t_ours:8.2f}", diff(ocv, ref8, mask), str(int((ocv != tgt).any(-1)[~mask].sum())))
-            print(f"{n:>5} {name:8} {int(mask.sum()):>10} {load:>5.1f} {t_ocv * 1e3:>10.1f} {t_ours * 1e3:>8.1f} "
-                  f"{ocv_cols[0]:>8} {t_ref * 1e3:>7.0f} | {diff(ours, ref8, mask):>18} {ocv_cols[1]:>18} "
-                  f"{np.abs(oursf - reff)[mask].max():>18.2e} {ocv_cols[2]:>22}")
+            oursf = poisson_composite(srcf, tgtf, mask, atol=0.3,      # the 8-bit default's rule, before rounding
+                                      backend="compiled" if compiled else "numpy")
+            ocv_cols = ("n/a", "n/a", "n/a", "n/a") if ocv is None else (
+                f"{t_ocv / t_comp:8.2f}", f"{t_ocv / t_np:7.2f}", diff(ocv, ref8, mask),
+                str(int((ocv != tgt).any(-1)[~mask].sum())))
+            comp_np = int(np.abs(ours.astype(int) - ours_np.astype(int)).max())
+            print(f"{n:>5} {name:8} {int(mask.sum()):>10} {load:>5.1f} {t_ocv * 1e3:>10.1f} {t_comp * 1e3:>8.1f} "
+                  f"{t_np * 1e3:>8.1f} {ocv_cols[0]:>8} {ocv_cols[1]:>7} {t_ref * 1e3:>7.0f} | "
+                  f"{diff(ours, ref8, mask):>18} {ocv_cols[2]:>18} {np.abs(oursf - reff)[mask].max():>18.2e} "
+                  f"{comp_np:>11} {ocv_cols[3]:>22}")
             sys.stdout.flush()
 
 

@@ -6,8 +6,12 @@ mathematics are documented in :mod:`collage_core.poisson`.
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
+
+from . import poisson_compiled as compiled
 
 _RHO_MIN, _RHO_MAX = 0.3, 0.9    # bounds of the contraction factor in the max-norm error estimate
 _DIRECT_MAX = 256                # at most this many unknowns: dense direct solve
@@ -20,6 +24,7 @@ _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _CROSS8 = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8)
 _LAPLACE = {_F32: np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)}
 _LAPLACE[_F64] = _LAPLACE[_F32].astype(np.float64)
+_CROSS64 = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float64)
 _BILINEAR_T = np.array([0.25, 0.75, 0.75, 0.25], np.float32)
 _BILINEAR_T_Y, _BILINEAR_T_X = _BILINEAR_T.reshape(4, 1), _BILINEAR_T.reshape(1, 4)
 
@@ -345,16 +350,44 @@ def _pcg32_maxnorm(fine: _Level, mg: _Multigrid, r: np.ndarray, atol: float, max
                        f"(last update {upd:.3g})")
 
 
-def _solve(omega: np.ndarray, deg: np.ndarray, r0: np.ndarray, tol: float | None, max_iter: int,
-           atol: float | None = None) -> np.ndarray:
-    """Solve ``A e = r0`` on ``Omega`` (``r0``: ``h x w x C``, zero outside ``Omega``); ``e`` has ``r0``'s dtype
-    (float64 on the dense path for at most ``_DIRECT_MAX`` unknowns).
+def _degree(shape: tuple[int, int], edges: tuple[int, int, int, int]) -> np.ndarray:
+    """``|N_p|`` over a box of ``shape`` whose top, bottom, left, right sides lie on the image border where
+    ``edges`` says so: 4 less one per such side a pixel touches."""
+    h, w = shape
+    dy = np.full(h, 2.0)
+    dx = np.full(w, 2.0)
+    dy[0] -= edges[0]
+    dy[-1] -= edges[1]
+    dx[0] -= edges[2]
+    dx[-1] -= edges[3]
+    return dy[:, None] + dx[None, :]
+
+
+def _solve_normal(omega: np.ndarray, edges: tuple[int, int, int, int], src: np.ndarray, tgt: np.ndarray,
+                  atol: float, max_iter: int) -> np.ndarray | None:
+    """The composite ``f = g + e`` in normal mode with the compiled solver, the residual formed per channel in its
+    thread (float32 boxes, max-norm stopping rule); ``None`` where the problem is small enough for the dense path."""
+    if np.count_nonzero(omega) <= _DIRECT_MAX:
+        return None
+    f, _, status, upd = compiled.solve(omega, edges, (src, tgt), atol, 0.0, max_iter)
+    if status:
+        raise RuntimeError(f"Poisson solve did not reach an estimated max error of {atol} in {max_iter} iterations "
+                           f"(last update {upd:.3g})")
+    return f
+
+
+def _solve(omega: np.ndarray, edges: tuple[int, int, int, int], r0: np.ndarray, tol: float | None, max_iter: int,
+           atol: float | None = None, use_compiled: bool = False) -> np.ndarray:
+    """Solve ``A e = r0`` on ``Omega`` (``r0``: ``h x w x C``, zero outside ``Omega``; ``edges``: see
+    :func:`_degree`); ``e`` has ``r0``'s dtype (float64 on the dense path for at most ``_DIRECT_MAX`` unknowns).
 
     Iterative refinement: the residual is computed in float64, the correction equation in float32 by
-    multigrid-preconditioned CG, until ``||r0 - A e|| <= tol ||r0||``.
+    multigrid-preconditioned CG, until ``||r0 - A e|| <= tol ||r0||``. ``use_compiled``: run the CG of
+    :mod:`collage_core.poisson_compiled` (time spent on the numpy path counts toward the ``"auto"`` switch).
     """
     h, w, channels = r0.shape
     n = int(np.count_nonzero(omega))
+    deg = _degree((h, w), edges)
     if n <= _DIRECT_MAX:
         wx = (omega[:, :-1] & omega[:, 1:]).astype(np.float64)
         wy = (omega[:-1] & omega[1:]).astype(np.float64)
@@ -366,6 +399,57 @@ def _solve(omega: np.ndarray, deg: np.ndarray, r0: np.ndarray, tol: float | None
     norm0 = cv2.norm(r0)
     if norm0 == 0.0:
         return np.zeros((h, w, channels))
+    if use_compiled:
+        return _solve_compiled(omega, edges, deg, r0, tol, max_iter, atol, norm0)
+    t0 = time.perf_counter()
+    try:
+        return _solve_numpy(omega, deg, r0, tol, max_iter, atol, norm0)
+    finally:
+        compiled.record_numpy(time.perf_counter() - t0)
+
+
+def _residual64(omega: np.ndarray, deg: np.ndarray, r0: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """``r0 - A e`` in float64 for a clean ``e`` (``h x w x C``): on the fine level every link inside ``Omega`` has
+    weight 1 and ``e`` is zero off ``Omega``, so ``A e = |N_p| e - (sum of the 4 neighbours)`` on ``Omega``."""
+    ae = cv2.filter2D(e, -1, _CROSS64, borderType=cv2.BORDER_CONSTANT).reshape(e.shape)
+    np.subtract(deg[..., None] * e, ae, out=ae)
+    r = r0 - ae
+    r[~omega] = 0.0
+    return r
+
+
+def _solve_compiled(omega: np.ndarray, edges: tuple[int, int, int, int], deg: np.ndarray, r0: np.ndarray,
+                    tol: float | None, max_iter: int, atol: float | None, norm0: float) -> np.ndarray:
+    """The compiled solver (:mod:`collage_core.poisson_compiled`): the same stopping rules, per channel."""
+    if atol is not None:
+        e, _, status, upd = compiled.solve(omega, edges, r0.astype(np.float32, copy=False), atol, 0.0, max_iter)
+        if status:
+            raise RuntimeError(f"Poisson solve did not reach an estimated max error of {atol} in {max_iter} "
+                               f"iterations (last update {upd:.3g})")
+        return e.astype(r0.dtype, copy=False)
+    goal = tol * norm0
+    r064 = r = r0.astype(np.float64)
+    e = np.zeros(r0.shape)
+    rnorm, used = norm0, 0
+    while rnorm > goal:
+        if used >= max_iter:
+            raise RuntimeError(f"Poisson solve did not reach tol={tol} in {max_iter} iterations "
+                               f"(relative residual {rnorm / norm0:.3g})")
+        de, its, _, _ = compiled.solve(omega, edges, r.astype(np.float32), 0.0,
+                                       max(_ROUND_SLACK * goal / rnorm, _F32_RTOL_FLOOR), max_iter - used)
+        used += its
+        e += de
+        r = _residual64(omega, deg, r064, e)
+        previous, rnorm = rnorm, cv2.norm(r)
+        if rnorm > 0.5 * previous:
+            raise RuntimeError(f"Poisson solve stalled at relative residual {rnorm / norm0:.3g} (tol={tol})")
+    return e.astype(r0.dtype)
+
+
+def _solve_numpy(omega: np.ndarray, deg: np.ndarray, r0: np.ndarray, tol: float | None, max_iter: int,
+                 atol: float | None, norm0: float) -> np.ndarray:
+    """The numpy/OpenCV solver (see the module docstring)."""
+    h, w, channels = r0.shape
     goal = None if tol is None else tol * norm0
     # Even-sized fine grid: the extra row/column lies outside Omega (and, if there, outside the image: harmless,
     # a zero neighbour contributes nothing and |N_p| is carried by `deg`).

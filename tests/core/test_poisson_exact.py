@@ -1,7 +1,7 @@
 """Exactness of the fast Poisson composite on 8-bit pictures: the default solve (``tol=atol=None`` -> for integer
 targets, stop at an estimated max error of ``atol=0.3`` grey level) must give the sparse reference's result within
 one grey level, on the mask shapes the benchmark uses and on awkward sizes (CPU, small pictures, a few seconds in
-all)."""
+all). Both solvers: numpy/OpenCV and the compiled one (skipped without numba)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ from collage_core.poisson import poisson_composite
 from collage_core.poisson_reference import poisson_composite_reference
 
 pytest.importorskip("scipy")   # the reference solver needs it
+
+try:
+    import numba  # noqa: F401
+    _NO_NUMBA = False
+except ImportError:                                               # pragma: no cover
+    _NO_NUMBA = True
+BACKENDS = ["numpy", pytest.param("compiled", marks=pytest.mark.skipif(_NO_NUMBA, reason="numba not installed"))]
 
 
 def _picture(seed: int, h: int, w: int) -> np.ndarray:
@@ -60,14 +67,15 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("mode", ["normal", "mixed"])
-def test_uint8_matches_the_reference_within_one_grey_level(case, mode):
+def test_uint8_matches_the_reference_within_one_grey_level(case, mode, backend):
     h, w, make = CASES[case]
     mask = make(h, w)
     assert mask.any() and not mask.all()
     src, tgt = _picture(1, h, w), _picture(2, h, w)
-    ours = poisson_composite(src, tgt, mask, mode=mode).astype(int)
+    ours = poisson_composite(src, tgt, mask, mode=mode, backend=backend).astype(int)
     ref = poisson_composite_reference(src, tgt, mask, mode=mode).astype(int)
     diff = np.abs(ours - ref)
     assert diff.max() <= 1, case
@@ -80,14 +88,16 @@ def test_uint8_matches_the_reference_within_one_grey_level(case, mode):
 @pytest.mark.parametrize("case", ["ellipse", "border-cut ellipse", "five blobs", "odd sizes", "touches the corner",
                                   "non-square", "full rectangle", "all but the last column"])
 @pytest.mark.parametrize("mode", ["normal", "mixed"])
-def test_max_error_stopping_rule_keeps_the_float_error_below_atol(case, mode):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_error_stopping_rule_keeps_the_float_error_below_atol(case, mode, backend):
     """``atol`` (the integer default, 0.3) bounds the max error of the float solution before rounding, and a looser
     ``atol`` really stops earlier (larger error), so the rule is what decides when to stop."""
     h, w, make = CASES[case]
     mask = make(h, w)
     src, tgt = _picture(3, h, w).astype(np.float64), _picture(4, h, w).astype(np.float64)
     ref = poisson_composite_reference(src, tgt, mask, mode=mode)
-    err = {a: np.abs(poisson_composite(src, tgt, mask, mode=mode, atol=a) - ref)[mask].max() for a in (0.3, 30.0)}
+    err = {a: np.abs(poisson_composite(src, tgt, mask, mode=mode, atol=a, backend=backend) - ref)[mask].max()
+           for a in (0.3, 30.0)}
     assert err[0.3] <= 0.3, err
     assert err[30.0] <= 30.0, err
     assert err[30.0] > err[0.3], err
