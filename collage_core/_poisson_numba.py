@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .poisson_solver import _CHEB_A, _CHEB_B, _CHEB_C1, _RHO_MAX, _RHO_MIN
+from .poisson_params import _CHEB_A, _CHEB_B, _CHEB_C1, _RHO_MAX, _RHO_MIN
 
 _ONE_C1 = np.float32(1.0 + _CHEB_C1)          # Chebyshev smoother: x += (1 + C1) d0 + C2 D^-1 r1 (poisson_solver)
 _POLY_A, _POLY_B = np.float32(_CHEB_A), np.float32(_CHEB_B)   # level 0 (D = 4): x = a r + b A r in one stencil pass

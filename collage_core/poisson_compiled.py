@@ -32,6 +32,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from .poisson_params import _CHEB_C0, _CHEB_C2, _COARSEST_MAX, _DIRICHLET_BOOST
+
 Backend = Literal["auto", "compiled", "numpy"]
 BACKENDS = ("auto", "compiled", "numpy")
 
@@ -39,7 +41,7 @@ BACKENDS = ("auto", "compiled", "numpy")
 # a machine), far more than one solve saves (~12 -> ~4 ms on the 512^2 benchmark). So "auto" rents before it buys
 # (the ski-rental rule): numpy/OpenCV until this process has spent LOAD_SECONDS in numpy solves, then the kernels
 # are loaded in a background thread and used once ready. A one-shot run never pays the load; a long session pays it
-# once, off its critical path. Hosts that know they live long (serve's worker) call preload_async() at start.
+# once, off its critical path. A host that knows it will composite a lot may call preload_async() at start.
 LOAD_SECONDS = 0.6
 
 _kernels = None            # the imported kernel module
@@ -212,8 +214,6 @@ def solve(omega: np.ndarray, edges: tuple[int, int, int, int], rhs: np.ndarray |
     else on the relative residual ``rtol``. Returns ``(e or f, iterations, status, last update)``: float32
     ``h x w x C``; status 1 if ``max_iter`` ran out (in some channel).
     """
-    from .poisson_solver import _CHEB_C0, _CHEB_C2, _COARSEST_MAX, _DIRICHLET_BOOST
-
     K = load()
     h, w = omega.shape
     normal = isinstance(rhs, tuple)
