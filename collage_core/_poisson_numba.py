@@ -35,16 +35,6 @@ def _stencil(dg, we, ws, x, i, j):
 
 
 @njit(cache=True, fastmath=_FM)
-def _absmax(a):
-    """``max |a|`` of a float32 array without NaNs, as an integer max over the bit patterns (vectorises)."""
-    bits = a.view(np.int32)
-    m = np.int32(0)
-    for i in range(bits.shape[0]):
-        m = max(m, bits[i] & np.int32(0x7FFFFFFF))
-    return np.array([m], np.int32).view(np.float32)[0]
-
-
-@njit(cache=True, fastmath=_FM)
 def _dot(a, b):
     """``a . b``, accumulated in float64."""
     total = 0.0
@@ -74,16 +64,6 @@ def _a0(dg, x, i, j):
     zero off omega, so the stencil is ``diag x - (sum of the 4 neighbours)``, kept on omega (``diag > 0``) only."""
     v = dg[i, j] * x[i, j] - (x[i, j + 1] + x[i, j - 1] + x[i + 1, j] + x[i - 1, j])
     return v if dg[i, j] != _ZERO else _ZERO
-
-
-@njit(cache=True, fastmath=_FM)
-def apply0(dims, coff, diag, x, out):
-    """``out = A x`` on level 0 (both clean)."""
-    h, w = dims[0, 0], dims[0, 1]
-    dg, xc, oc = _cells(diag, coff, dims, 0), _cells(x, coff, dims, 0), _cells(out, coff, dims, 0)
-    for i in range(1, h + 1):
-        for j in range(1, w + 1):
-            oc[i, j] = _a0(dg, xc, i, j)
 
 
 @njit(cache=True, fastmath=_FM)
@@ -150,20 +130,15 @@ def _post0(dims, coff, diag, X, B, R, tmp):
 
 
 @njit(cache=True, fastmath=_FM)
-def _pre(dims, coff, om, diag, we, ws, d0, d2, k, X, B, R, T, tmp):
-    """Level k's pre-smoothing from zero and restriction in one sweep down the rows: row i + 1 of ``T = d0 B``, row
-    i of ``X = (1 + C1) T + d2 (B - A T)``, row i - 1 of ``R = B - A X``, and each coarse row of ``B_{k+1} = P^T R``
-    as soon as its fine rows are there."""
+def _pre(dims, coff, diag, we, ws, d0, d2, k, X, B, R, T):
+    """Level k's pre-smoothing from zero: ``T = d0 B``, ``X = (1 + C1) T + d2 (B - A T)``, then ``R = B - A X``; one
+    sweep down the rows (row i + 1 of T, row i of X, row i - 1 of R). (Fusing the restriction into this sweep, as
+    level 0 does, made it 2x slower here: too many arrays in one loop for the vectoriser.)"""
     h, w = dims[k, 0], dims[k, 1]
-    hc, wc = dims[k + 1, 0], dims[k + 1, 1]
     dg, e, s = _cells(diag, coff, dims, k), _cells(we, coff, dims, k), _cells(ws, coff, dims, k)
     a0, a2 = _cells(d0, coff, dims, k), _cells(d2, coff, dims, k)
     x, b, r, t = _cells(X, coff, dims, k), _cells(B, coff, dims, k), _cells(R, coff, dims, k), \
         _cells(T, coff, dims, k)
-    omc, bc = _cells(om, coff, dims, k + 1), _cells(B, coff, dims, k + 1)
-    ylast, xlast = 2 * hc, 2 * wc
-    row = tmp[:w + 2]
-    ic = 0
     for i in range(0, h + 2):
         if i < h:
             for j in range(1, w + 1):
@@ -174,30 +149,19 @@ def _pre(dims, coff, om, diag, we, ws, d0, d2, k, X, B, R, T, tmp):
         if i >= 2:
             for j in range(1, w + 1):
                 r[i - 1, j] = b[i - 1, j] - _stencil(dg, e, s, x, i - 1, j)
-            while ic < hc and (min(2 * ic + 3, ylast) <= i - 1 or i == h + 1):
-                _restrict_row(r, row, bc, omc, ic, wc, ylast, xlast)
-                ic += 1
 
 
 @njit(cache=True, fastmath=_FM)
-def _post(dims, coff, om, diag, we, ws, d0, d2, k, X, B, R, T, tmp):
-    """Level k's prolongation and post-smoothing in one sweep down the rows: rows of ``X += M P X_{k+1}`` one ahead
-    of row i + 1 of ``R = B - A X`` and ``T = d0 R`` (from the old X), then row i of ``X += (1 + C1) T + d2 (R - A
-    T)``."""
+def _post(dims, coff, diag, we, ws, d0, d2, k, X, B, R, T):
+    """Level k's post-smoothing: ``R = B - A X``, ``T = d0 R``, ``X += (1 + C1) T + d2 (R - A T)``; one sweep down
+    the rows (rows i + 1 of R and T from the old X, then row i of X)."""
     h, w = dims[k, 0], dims[k, 1]
-    hc, wc = dims[k + 1, 0], dims[k + 1, 1]
-    o, dg, e, s = _cells(om, coff, dims, k), _cells(diag, coff, dims, k), _cells(we, coff, dims, k), \
-        _cells(ws, coff, dims, k)
+    dg, e, s = _cells(diag, coff, dims, k), _cells(we, coff, dims, k), _cells(ws, coff, dims, k)
     a0, a2 = _cells(d0, coff, dims, k), _cells(d2, coff, dims, k)
     x, b, r, t = _cells(X, coff, dims, k), _cells(B, coff, dims, k), _cells(R, coff, dims, k), \
         _cells(T, coff, dims, k)
-    ec = _cells(X, coff, dims, k + 1)
-    u = tmp[:w + 2]
-    _prolong_row(x, ec, o, u, 0, w, hc, wc)
     for i in range(0, h + 1):
         if i < h:
-            if i + 1 < h:
-                _prolong_row(x, ec, o, u, i + 1, w, hc, wc)
             for j in range(1, w + 1):
                 rij = b[i + 1, j] - _stencil(dg, e, s, x, i + 1, j)
                 r[i + 1, j] = rij
@@ -208,13 +172,34 @@ def _post(dims, coff, om, diag, we, ws, d0, d2, k, X, B, R, T, tmp):
 
 
 @njit(cache=True, fastmath=_FM)
+def _restrict(dims, coff, om, k, R, B, tmp):
+    """``B_{k+1} = P^T R_k`` on level k+1's cells, row by row (see :func:`_restrict_row`)."""
+    hc, wc = dims[k + 1, 0], dims[k + 1, 1]
+    omc = _cells(om, coff, dims, k + 1)
+    r, b = _cells(R, coff, dims, k), _cells(B, coff, dims, k + 1)
+    t = tmp[:dims[k, 1] + 2]
+    for ic in range(hc):
+        _restrict_row(r, t, b, omc, ic, wc, 2 * hc, 2 * wc)
+
+
+@njit(cache=True, fastmath=_FM)
+def _prolong_add(dims, coff, om, k, X, tmp):
+    """``X_k += M P X_{k+1}`` on level k's cells, row by row (see :func:`_prolong_row`)."""
+    o, x, ec = _cells(om, coff, dims, k), _cells(X, coff, dims, k), _cells(X, coff, dims, k + 1)
+    u = tmp[:dims[k, 1] + 2]
+    for i in range(dims[k, 0]):
+        _prolong_row(x, ec, o, u, i, dims[k, 1], dims[k + 1, 0], dims[k + 1, 1])
+
+
+@njit(cache=True, fastmath=_FM)
 def vcycle(dims, coff, om, diag, we, ws, d0, d2, cidx, chol, X, B, R, T, tmp):
     """``X_0 = M B_0``: one symmetric V-cycle from level 0's right-hand side ``B_0`` (level 0's part of ``B``)."""
     L = dims.shape[0]
     if L > 1:
         _pre0(dims, coff, diag, om, X, B, R, tmp)
     for k in range(1, L - 1):
-        _pre(dims, coff, om, diag, we, ws, d0, d2, k, X, B, R, T, tmp)
+        _pre(dims, coff, diag, we, ws, d0, d2, k, X, B, R, T)
+        _restrict(dims, coff, om, k, R, B, tmp)
     xf, bf = _cells(X, coff, dims, L - 1).reshape(-1), _cells(B, coff, dims, L - 1).reshape(-1)
     xf[:] = 0.0
     m = cidx.shape[0]
@@ -231,7 +216,8 @@ def vcycle(dims, coff, om, diag, we, ws, d0, d2, cidx, chol, X, B, R, T, tmp):
         y[a] = acc / chol[a, a]
         xf[cidx[a]] = y[a]
     for k in range(L - 2, 0, -1):
-        _post(dims, coff, om, diag, we, ws, d0, d2, k, X, B, R, T, tmp)
+        _prolong_add(dims, coff, om, k, X, tmp)
+        _post(dims, coff, diag, we, ws, d0, d2, k, X, B, R, T)
     if L > 1:
         _post0(dims, coff, diag, X, B, R, tmp)
 
@@ -376,6 +362,37 @@ def coarse_factor(dims, coff, om, diag, we, ws, k, cidx):
     return _cholesky(A[:m, :m])
 
 
+@njit(cache=True, fastmath=_FM)
+def _direction(dims, coff, diag, z, beta, p, q):
+    """``p = z + beta p`` then ``q = A p`` on level 0, in one sweep down the rows; returns ``p . q`` (float64)."""
+    h, w = dims[0, 0], dims[0, 1]
+    dg, zc, pc, qc = _cells(diag, coff, dims, 0), _cells(z, coff, dims, 0), _cells(p, coff, dims, 0), \
+        _cells(q, coff, dims, 0)
+    total = 0.0
+    for i in range(0, h + 1):
+        if i < h:
+            for j in range(1, w + 1):
+                pc[i + 1, j] = zc[i + 1, j] + beta * pc[i + 1, j]
+        if i >= 1:
+            for j in range(1, w + 1):
+                qc[i, j] = _a0(dg, pc, i, j)
+            for j in range(1, w + 1):
+                total += pc[i, j] * qc[i, j]
+    return total
+
+
+@njit(cache=True, fastmath=_FM)
+def _step(e, r, p, q, s32):
+    """``e += s p``, ``r -= s q``; returns ``max |p|`` (an integer max over the bit patterns, which vectorises)."""
+    bits = p.view(np.int32)
+    m = np.int32(0)
+    for i in range(e.shape[0]):
+        e[i] += s32 * p[i]
+        r[i] -= s32 * q[i]
+        m = max(m, bits[i] & np.int32(0x7FFFFFFF))
+    return np.array([m], np.int32).view(np.float32)[0]
+
+
 @njit(cache=True, fastmath=_FM, nogil=True)
 def pcg(dims, coff, om, diag, we, ws, d0, d2, cidx, chol, rhs, sol, e, X, B, R, T, tmp, p, q, atol, rtol, max_iter):
     """Preconditioned CG for ``A e = rhs`` on level 0 of the ``dims.shape[0]`` levels, one channel.
@@ -401,24 +418,21 @@ def pcg(dims, coff, om, diag, we, ws, d0, d2, cidx, chol, rhs, sol, e, X, B, R, 
     r2[:, :] = 0.0
     r2[1:h + 1, 1:w + 1] = rhs
     vcycle(dims, coff, om, diag, we, ws, d0, d2, cidx, chol, X, B, R, T, tmp)
-    p[:] = X[:n0]
-    rz = _dot(r, p)
+    p[:] = 0.0
+    z = X[:n0]
+    rz = _dot(r, z)
     goal = rtol * np.sqrt(_dot(r, r))
     prev = np.inf
     upd = np.inf
     status = 0
     it = 0
+    beta = np.float32(0.0)
     for it in range(1, max_iter + 1):  # noqa: B007 -- returned after the loop
-        apply0(dims, coff, diag, p, q)
-        pq = _dot(p, q)
+        pq = _direction(dims, coff, diag, z, beta, p, q)
         if not (pq > 0.0 and rz > 0.0):                  # converged to round-off
             break
         step = rz / pq
-        s32 = np.float32(step)
-        for i in range(n0):
-            e[i] += s32 * p[i]
-            r[i] -= s32 * q[i]
-        upd = abs(step) * _absmax(p)
+        upd = abs(step) * _step(e, r, p, q, np.float32(step))
         if atol > 0.0:
             rho = min(max(upd / prev, _RHO_MIN), _RHO_MAX)
             if upd * rho / (1.0 - rho) <= atol:
@@ -427,10 +441,8 @@ def pcg(dims, coff, om, diag, we, ws, d0, d2, cidx, chol, rhs, sol, e, X, B, R, 
         elif np.sqrt(_dot(r, r)) <= goal:
             break
         vcycle(dims, coff, om, diag, we, ws, d0, d2, cidx, chol, X, B, R, T, tmp)
-        rz_new = _dot(r, X[:n0])
+        rz_new = _dot(r, z)
         beta = np.float32(rz_new / rz)
-        for i in range(n0):
-            p[i] = X[i] + beta * p[i]
         rz = rz_new
     else:
         status = 1
