@@ -74,13 +74,16 @@ def median_time(fn, repeats: int) -> tuple[float, object]:
 
 
 def interleaved(fns: list, repeats: int) -> list[tuple[float, object]]:
-    """Median wall time of each function, the functions called in turn (so a change of load hits them alike)."""
+    """Median wall time of each function, the functions called in turn (so a change of load hits them alike). Round
+    r starts at function r mod k, so each function follows each other one equally often: what runs just before a
+    call (a cache it evicted, OpenCV's worker threads still spinning after their job) weighs on all of them alike."""
     times = [[] for _ in fns]
     outs = [f() for f in fns]                                        # warm-up
-    for _ in range(repeats):
-        for k, f in enumerate(fns):
+    for r in range(repeats):
+        for i in range(len(fns)):
+            k = (r + i) % len(fns)
             t0 = time.perf_counter()
-            outs[k] = f()
+            outs[k] = fns[k]()
             times[k].append(time.perf_counter() - t0)
     return [(statistics.median(t), o) for t, o in zip(times, outs)]
 
