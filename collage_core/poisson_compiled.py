@@ -25,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures
 import importlib.util
 import logging
+import os
 import threading
 import time
 from typing import Literal
@@ -149,7 +150,9 @@ def record_numpy(seconds: float) -> None:
 
 log = logging.getLogger(__name__)
 
-_WORK_KEEP_BYTES = 64 << 20     # work arrays up to this size are kept for the next solve (per thread)
+# Work arrays up to this size are kept for the next solve, per thread (~14 arrays: a box up to ~700^2 pixels, at
+# most ~30 MB per thread). Larger ones are freed after the solve: their page faults are small beside the solve.
+_WORK_KEEP_BYTES = 2 << 20
 _local = threading.local()
 
 
@@ -169,6 +172,8 @@ def _work(name: str, size: int, dtype=np.float32) -> np.ndarray:
 
 _pools: dict[int, concurrent.futures.ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+if hasattr(os, "register_at_fork"):         # a forked child has none of the pools' threads: start new pools there
+    os.register_at_fork(after_in_child=_pools.clear)
 
 
 def _default_threads() -> int:

@@ -5,6 +5,8 @@ the first run on a machine compiles the kernels (~15 s, then cached)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import subprocess
 import sys
 import textwrap
@@ -166,3 +168,28 @@ def test_auto_switches_once_the_numpy_time_would_have_paid_for_the_load():
         print(int(np.abs(first.astype(int) - again).max()) <= 1)
     """)
     assert out.split() == ["False", "True", "True", "True", "True"]
+
+
+def _composite_in_child(queue) -> None:                              # pragma: no cover - runs in the child
+    h, w = 90, 100
+    src, tgt = _picture(11, h, w), _picture(12, h, w)
+    out = poisson_composite(src, tgt, _ellipse(h, w, 0.5, 0.5, 0.35, 0.35), backend="compiled")
+    queue.put(int(out.sum()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_can_still_composite():
+    """The channel threads do not survive fork: the child must start its own pool, not wait on the parent's."""
+    h, w = 90, 100
+    src, tgt = _picture(11, h, w), _picture(12, h, w)
+    expected = int(poisson_composite(src, tgt, _ellipse(h, w, 0.5, 0.5, 0.35, 0.35), backend="compiled").sum())
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_composite_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=120)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in the compiled Poisson solve")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == expected
