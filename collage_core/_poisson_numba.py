@@ -247,8 +247,8 @@ def build(omega, edges, boost, c0, c2, maxn, dims, coff, om, diag, we, ws, d0, d
     aggregates (see ``poisson_solver._coarsen``) until a level has at most ``maxn`` cells. ``edges``: whether the
     box's top, bottom, left and right sides lie on the image border (``|N_p|`` is 4 less one per such side).
 
-    Level 0's links are 1 between cells of omega (see :func:`_a0`), so its ``we``/``ws`` are not used by the cycle;
-    they are filled for the coarsening. ``tmp``: work array of level 0's cell count. ``dims``/``coff`` arrive with
+    Level 0's links are 1 between cells of omega (see :func:`_a0`): its ``we``/``ws`` are filled only when it is
+    also the coarsest level. ``tmp``: work array of level 0's cell count. ``dims``/``coff`` arrive with
     every level's shape and offset down to 1x1 (the most levels there can be); returns the number of levels ``L``.
     """
     h, w = omega.shape
@@ -271,10 +271,12 @@ def build(omega, edges, boost, c0, c2, maxn, dims, coff, om, diag, we, ws, d0, d
     for i in range(h, h2):
         for j in range(w2):
             o[i + 1, j + 1] = dg[i + 1, j + 1] = 0.0
-    for i in range(1, h2 + 1):
-        for j in range(1, w2 + 1):
-            e[i, j] = o[i, j] * o[i, j + 1]
-            s[i, j] = o[i, j] * o[i + 1, j]
+    if n <= maxn or dims.shape[0] == 1:         # level 0 is the coarsest: its links for coarse_factor
+        for i in range(1, h2 + 1):
+            for j in range(1, w2 + 1):
+                e[i, j] = o[i, j] * o[i, j + 1]
+                s[i, j] = o[i, j] * o[i + 1, j]
+        return 1
     k = 0
     while n > maxn and k + 1 < dims.shape[0]:
         hc, wc = dims[k + 1, 0], dims[k + 1, 1]
@@ -285,10 +287,14 @@ def build(omega, edges, boost, c0, c2, maxn, dims, coff, om, diag, we, ws, d0, d
         ec, sc = _cells(we, coff, dims, k + 1), _cells(ws, coff, dims, k + 1)
         a0, a2 = _cells(d0, coff, dims, k + 1), _cells(d2, coff, dims, k + 1)
         dd = tmp[:(dims[k, 0] + 2) * (dims[k, 1] + 2)].reshape((dims[k, 0] + 2, dims[k, 1] + 2))
-        # dd: the Dirichlet part of each cell (zero off omega)
+        # dd: the Dirichlet part of each cell (zero off omega); on level 0 a link is 1 between two cells of omega
         for i in range(1, dims[k, 0] + 2):
-            for j in range(1, dims[k, 1] + 2):
-                dd[i, j] = dg[i, j] - (e[i, j] + e[i, j - 1] + s[i, j] + s[i - 1, j])
+            if k == 0:
+                for j in range(1, dims[k, 1] + 2):
+                    dd[i, j] = dg[i, j] - o[i, j] * (o[i, j + 1] + o[i, j - 1] + o[i + 1, j] + o[i - 1, j])
+            else:
+                for j in range(1, dims[k, 1] + 2):
+                    dd[i, j] = dg[i, j] - (e[i, j] + e[i, j - 1] + s[i, j] + s[i - 1, j])
         n = 0
         for ic in range(1, hc + 1):
             i = 2 * ic - 1                              # framed children: rows i, i + 1; columns j, j + 1
@@ -299,8 +305,12 @@ def build(omega, edges, boost, c0, c2, maxn, dims, coff, om, diag, we, ws, d0, d
                 n += int(lin)
                 oc[ic, jc] = lin
                 dgc[ic, jc] = np.float32(0.5 * boost) * (dd[i, j] + dd[i, j + 1] + dd[i + 1, j] + dd[i + 1, j + 1])
-                ec[ic, jc] = np.float32(0.5) * (e[i, j + 1] + e[i + 1, j + 1])
-                sc[ic, jc] = np.float32(0.5) * (s[i + 1, j] + s[i + 1, j + 1])
+                if k == 0:
+                    ec[ic, jc] = np.float32(0.5) * (o[i, j + 1] * o[i, j + 2] + o[i + 1, j + 1] * o[i + 1, j + 2])
+                    sc[ic, jc] = np.float32(0.5) * (o[i + 1, j] * o[i + 2, j] + o[i + 1, j + 1] * o[i + 2, j + 1])
+                else:
+                    ec[ic, jc] = np.float32(0.5) * (e[i, j + 1] + e[i + 1, j + 1])
+                    sc[ic, jc] = np.float32(0.5) * (s[i + 1, j] + s[i + 1, j + 1])
         for i in range(1, hc + 1):
             for j in range(1, wc + 1):
                 d = dgc[i, j] + ec[i, j] + ec[i, j - 1] + sc[i, j] + sc[i - 1, j]

@@ -412,7 +412,8 @@ def _clusters(prob: _Problem) -> list[tuple[Box, np.ndarray]]:
     x0, x1 = max(int(cols[0]) + prob.dx, 0), min(int(cols[-1]) + 1 + prob.dx, W)
     if y0 >= y1 or x0 >= x1:
         raise empty
-    inside = prob.mask_at((y0, y1, x0, x1)) > 0
+    inside = prob.mask_at((y0, y1, x0, x1))
+    inside = inside if inside.dtype == np.bool_ else inside > 0
     if not inside.any():
         raise empty
     if (y0, y1, x0, x1) == (0, H, 0, W) and inside.all():

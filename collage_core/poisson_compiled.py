@@ -239,16 +239,40 @@ def solve(omega: np.ndarray, edges: tuple[int, int, int, int], rhs: np.ndarray |
     out = np.empty((h, w, C), np.float32)
     jobs = [(cells, o8, tuple(a[..., c] for a in rhs) if normal else rhs[..., c], out[..., c], atol, rtol, max_iter)
             for c in range(C)]
-    workers = min(C, threads if threads is not None else _default_threads())
-    if workers <= 1:
-        results = [_solve_channel(*job) for job in jobs]
-    else:
-        pool = _executor(workers)
-        results = [f.result() for f in [pool.submit(_solve_channel, *job) for job in jobs]]
+    results = _run_jobs(jobs, min(C, threads if threads is not None else _default_threads()))
     its = max(r[0] for r in results)
     status = max(r[1] for r in results)
     upd = max(r[2] for r in results)
     return out, its, status, upd
+
+
+def _run_jobs(jobs: list, workers: int) -> list:
+    """Run the channel jobs on this thread and ``workers - 1`` pool threads, each taking the next job when free (the
+    calling thread works too: no wake-up to wait for, and no thread idles while a job is left)."""
+    if workers <= 1:
+        return [_solve_channel(*job) for job in jobs]
+    results = [None] * len(jobs)
+    taken = iter(range(len(jobs)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                k = next(taken, None)
+            if k is None:
+                return
+            results[k] = _solve_channel(*jobs[k])
+
+    pool = _executor(workers - 1)
+    helpers = [pool.submit(work) for _ in range(workers - 1)]
+    try:
+        work()
+    finally:                                  # the helpers read this thread's level arrays: wait for them always
+        for f in helpers:
+            f.exception()
+    for f in helpers:
+        f.result()
+    return results
 
 
 def _solve_channel(cells: tuple, o8: np.ndarray, rhs, out: np.ndarray, atol: float, rtol: float, max_iter: int):
