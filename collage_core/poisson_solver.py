@@ -421,30 +421,36 @@ def _solve_compiled(omega: np.ndarray, edges: tuple[int, int, int, int], deg: np
             raise RuntimeError(f"Poisson solve did not reach an estimated max error of {atol} in {max_iter} "
                                f"iterations (last update {upd:.3g})")
         return e.astype(r0.dtype, copy=False)
+    r064 = r0.astype(np.float64)
+    e = _refine(lambda r, rtol, left: compiled.solve(omega, edges, r.astype(np.float32), 0.0, rtol, left)[:2],
+                lambda e: _residual64(omega, deg, r064, e), r064, norm0, tol, max_iter)
+    return e.astype(r0.dtype)
+
+
+def _refine(solve_round, residual, r064: np.ndarray, norm0: float, tol: float, max_iter: int) -> np.ndarray:
+    """Float64 iterative refinement: float32 CG rounds ``solve_round(r, rtol, iterations left) -> (de, its)`` on the
+    float64 residual ``residual(e)`` until ``||r0 - A e|| <= tol ||r0||`` (``r064``: ``r0`` in float64)."""
     goal = tol * norm0
-    r064 = r = r0.astype(np.float64)
-    e = np.zeros(r0.shape)
+    e, r = None, r064
     rnorm, used = norm0, 0
     while rnorm > goal:
         if used >= max_iter:
             raise RuntimeError(f"Poisson solve did not reach tol={tol} in {max_iter} iterations "
                                f"(relative residual {rnorm / norm0:.3g})")
-        de, its, _, _ = compiled.solve(omega, edges, r.astype(np.float32), 0.0,
-                                       max(_ROUND_SLACK * goal / rnorm, _F32_RTOL_FLOOR), max_iter - used)
+        de, its = solve_round(r, max(_ROUND_SLACK * goal / rnorm, _F32_RTOL_FLOOR), max_iter - used)
         used += its
-        e += de
-        r = _residual64(omega, deg, r064, e)
+        e = de.astype(np.float64) if e is None else e + de
+        r = residual(e)
         previous, rnorm = rnorm, cv2.norm(r)
-        if rnorm > 0.5 * previous:
+        if rnorm > 0.5 * previous:            # a round always gains orders of magnitude unless something is broken
             raise RuntimeError(f"Poisson solve stalled at relative residual {rnorm / norm0:.3g} (tol={tol})")
-    return e.astype(r0.dtype)
+    return e
 
 
 def _solve_numpy(omega: np.ndarray, deg: np.ndarray, r0: np.ndarray, tol: float | None, max_iter: int,
                  atol: float | None, norm0: float) -> np.ndarray:
     """The numpy/OpenCV solver (see the module docstring)."""
     h, w, channels = r0.shape
-    goal = None if tol is None else tol * norm0
     # Even-sized fine grid: the extra row/column lies outside Omega (and, if there, outside the image: harmless,
     # a zero neighbour contributes nothing and |N_p| is carried by `deg`).
     h2, w2 = h + h % 2, w + w % 2
@@ -461,24 +467,9 @@ def _solve_numpy(omega: np.ndarray, deg: np.ndarray, r0: np.ndarray, tol: float 
     if atol is not None:
         e32 = _pcg32_maxnorm(fine, mg, r32, atol, max_iter)
         return e32.reshape(h2, w2, channels)[:h, :w].astype(r0.dtype)
-    r064 = e = None
+    r064 = np.zeros(fine.shape)
+    r064.reshape(h2, w2, channels)[:h, :w] = r0
     ax = np.empty(fine.shape)
-    rnorm, used = norm0, 0
-    while rnorm > goal:
-        if used >= max_iter:
-            raise RuntimeError(f"Poisson solve did not reach tol={tol} in {max_iter} iterations "
-                               f"(relative residual {rnorm / norm0:.3g})")
-        de, its = _pcg32(fine, mg, r32, max(_ROUND_SLACK * goal / rnorm, _F32_RTOL_FLOOR), max_iter - used)
-        used += its
-        if e is None:
-            e = de.astype(np.float64)
-            r064 = np.zeros(fine.shape)
-            r064.reshape(h2, w2, channels)[:h, :w] = r0
-        else:
-            e += de
-        r = np.subtract(r064, fine.apply(e, ax))
-        previous, rnorm = rnorm, cv2.norm(r)
-        if rnorm > 0.5 * previous:            # a round always gains orders of magnitude unless something is broken
-            raise RuntimeError(f"Poisson solve stalled at relative residual {rnorm / norm0:.3g} (tol={tol})")
-        r32 = r.astype(np.float32)
+    e = _refine(lambda r, rtol, left: _pcg32(fine, mg, r.astype(np.float32), rtol, left),
+                lambda e: np.subtract(r064, fine.apply(e, ax)), r064, norm0, tol, max_iter)
     return e.reshape(h2, w2, channels)[:h, :w].astype(r0.dtype)
