@@ -44,6 +44,7 @@ BACKENDS = ("auto", "compiled", "numpy")
 # are loaded in a background thread and used once ready. A one-shot run never pays the load; a long session pays it
 # once, off its critical path. A host that knows it will composite a lot may call preload_async() at start.
 LOAD_SECONDS = 0.6
+AUTO_SWITCH = True          # False: "auto" stays on numpy/OpenCV in this process (reproducible runs, the test suite)
 
 _kernels = None            # the imported kernel module
 _ready = False             # preload() finished: every kernel compiled or loaded from the disk cache
@@ -135,6 +136,8 @@ def use_compiled(backend: str) -> bool:
         return True
     if backend != "auto":
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not AUTO_SWITCH:
+        return False
     if _ready:
         return True
     if _load_error is None and _numpy_seconds >= LOAD_SECONDS:
