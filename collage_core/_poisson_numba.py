@@ -461,7 +461,7 @@ def pcg(dims, coff, om, diag, we, ws, d0, d2, cidx, chol, rhs, sol, e, X, B, R, 
 
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def normal_rhs(omega, src, tgt, out):
     """One channel of ``r0 = b - A g`` in normal mode (``h x w`` planes, any strides): each cell of omega gets the sum
     of ``f* - g`` over its 4-neighbours off omega inside the box (the box ends at the image border or one pixel past
