@@ -4,7 +4,8 @@ Arguments shared by the kernels describe the level hierarchy (see the layout in
 :mod:`collage_core.poisson_compiled`): ``dims[k] = (h, w)`` (interior cells of level k), ``coff[k]`` (first cell of
 level k in the flat cell arrays), ``om`` (1 inside omega, else 0), ``diag``, ``we``, ``ws`` (operator), ``d0``, ``d2``
 (the Chebyshev smoother's ``C0 / D`` and ``C2 / D``, zero outside omega), ``cidx``/``chol`` (coarsest level: its
-cells and the Cholesky factor of its operator). Vectors are flat float32 arrays over all levels, planar per level.
+cells and the Cholesky factor of its operator). A vector is one channel's float32 values on every level, laid out
+like the cell arrays.
 """
 
 from __future__ import annotations

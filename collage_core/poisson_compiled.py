@@ -3,11 +3,11 @@
 The same mathematics as the numpy/OpenCV path (see :mod:`collage_core.poisson`): the same level hierarchy (2x2
 aggregates with the boosted Dirichlet coupling), Chebyshev smoothing, bilinear transfers and max-norm stopping rule.
 What differs is the execution. The numpy path spends most of its time in Python (a V-cycle is ~30 numpy and OpenCV
-calls per level); here one compiled call runs a channel's whole CG, and each level's pre-smoothing + restriction and
-prolongation + post-smoothing are single sweeps down the rows. Each colour channel is its own CG (the channels are
-independent systems with one matrix), taken by the calling thread and ``cv2.getNumThreads() - 1`` pool threads as
-each comes free (the kernels release the GIL): a channel's vectors fit the core's L2 cache, and every channel stops
-by its own rule.
+calls per level); here one compiled call runs a channel's whole CG, and on the fine level the pre-smoothing +
+restriction and the prolongation + post-smoothing are single sweeps down the rows. Each colour channel is its own CG
+(the channels are independent systems with one matrix), taken by the calling thread and ``cv2.getNumThreads() - 1``
+pool threads as each comes free (the kernels release the GIL): a channel's vectors fit the core's L2 cache, and
+every channel stops by its own rule.
 
 Layout: every level is stored with a one-cell frame of zeros (``(h + 2) x (w + 2)`` cells), so the 5-point stencil
 needs no bounds check; the levels are concatenated into flat arrays (``coff[k]`` is level k's first cell). Vectors
