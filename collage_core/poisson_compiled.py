@@ -104,6 +104,10 @@ def preload() -> float:
 
 
 def _preload_quietly() -> None:
+    try:                          # a background job: yield the CPU to the session's own work (Linux: per-thread nice)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
     try:
         preload()
     except Exception as exc:  # noqa: BLE001 -- a broken numba must not break compositing: "auto" stays on numpy
