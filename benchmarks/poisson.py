@@ -7,17 +7,18 @@ Run by hand::
 
 For each size and mask (an ellipse covering ~16% of the image, an ellipse cut by the image border, five separate
 ellipses) it prints the median wall time of ``cv2.seamlessClone(..., NORMAL_CLONE)`` and of
-:func:`poisson_composite` (8-bit pictures, default settings) with the compiled solver (``backend="compiled"``, what
-``"auto"`` settles on in a long-running process: the script first runs default composites until "auto" has switched
-and prints after how many) and with the numpy/OpenCV solver (``backend="numpy"``, what a one-shot run uses); the
-three are called in turn (the order rotating every round), so a change of machine load hits them alike. Then the
-ratios, the time of :func:`poisson_composite_reference` (scipy ``spsolve`` over the masked pixels, run once by
-default because it is slow), the machine load, and the max / mean absolute difference inside the mask, in grey
-levels, of the 8-bit results against the 8-bit (rounded) reference. ``ours-ref float`` compares the float64 results
-before rounding with the stopping rule the 8-bit default uses (``atol=0.3``: estimated max error 0.3 grey level),
-i.e. the error that rounding then hides. OpenCV places the mask's bounding box centred on ``p``; ``p`` is chosen so
-that the placement is the identity, and OpenCV gets a fresh copy of the mask on every call (it overwrites the one it
-is given). ``OCV px changed outside``: pixels outside the mask that OpenCV modified. Needs scipy.
+:func:`poisson_composite` (8-bit pictures, default settings) with the compiled solver (what the default
+``backend="auto"`` settles on in a long-running process: the script first runs default composites until "auto" has
+switched and prints after how many, then times the default call) and with the numpy/OpenCV solver
+(``backend="numpy"``, what a one-shot run uses); the three are called in turn (the order rotating every round), so a
+change of machine load hits them alike. Then the ratios, the time of :func:`poisson_composite_reference` (scipy
+``spsolve`` over the masked pixels, run once by default because it is slow), the machine load, and the max / mean
+absolute difference inside the mask, in grey levels, of the 8-bit results against the 8-bit (rounded) reference.
+``ours-ref float`` compares the float64 results before rounding with the stopping rule the 8-bit default uses
+(``atol=0.3``: estimated max error 0.3 grey level), i.e. the error that rounding then hides. OpenCV places the
+mask's bounding box centred on ``p``; ``p`` is chosen so that the placement is the identity, and OpenCV gets a fresh
+copy of the mask on every call (it overwrites the one it is given). ``OCV px changed outside``: pixels outside the
+mask that OpenCV modified. Needs scipy.
 """
 
 from __future__ import annotations
@@ -158,8 +159,8 @@ def main() -> None:
         for name, mask in masks(n).items():
             load = os.getloadavg()[0]
             fns = [lambda: poisson_composite(src, tgt, mask, backend="numpy"), opencv_clone(src, tgt, mask)]
-            if compiled:
-                fns.append(lambda: poisson_composite(src, tgt, mask, backend="compiled"))
+            if compiled:                        # the default backend, switched by auto_switch(): the compiled kernels
+                fns.append(lambda: poisson_composite(src, tgt, mask))
             try:
                 timed = interleaved(fns, args.repeats)
             except cv2.error as exc:                                                    # pragma: no cover
